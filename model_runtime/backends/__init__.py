@@ -1,0 +1,1 @@
+"""Engine backends: ``local`` (transformers), ``replay`` (tests), ``openai`` (remote server)."""

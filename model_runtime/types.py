@@ -1,0 +1,86 @@
+"""Plain data types of the model runtime. No torch here: importing this is free."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+FinishReason = Literal["eos", "length", "stop", "stop_fn", "cancelled"]
+
+
+class ModelLoadError(RuntimeError):
+    """A model spec could not be turned into an engine. The message says what to do."""
+
+
+class GenerationError(RuntimeError):
+    """The model failed while generating (CUDA OOM, a crashed backend, a bad response)."""
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One left-to-right continuation of ``prompt``.
+
+    ``forced_prefix`` is text the output must start with (token healing: the
+    prompt ends at its last non-whitespace token and the newline + indentation
+    after it is generated, constrained, so the model sits at a token boundary it
+    saw in training). The returned text includes it.
+    """
+
+    prompt: str
+    forced_prefix: str = ""
+    max_new_tokens: int = 64
+    temperature: float = 0.0  # 0 = greedy
+    top_p: float = 1.0
+    seed: int | None = None
+    stop: tuple[str, ...] = ()  # output is cut before the first of these
+    # Called with the text generated so far (forced prefix included) after every
+    # token; True ends generation at once ("stop_fn").
+    stop_fn: Callable[[str], bool] | None = field(default=None, compare=False)
+    # Requests with the same non-empty key supersede each other in a Worker
+    # (e.g. the document URI): the newer one cancels the older.
+    key: str = ""
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    finish_reason: FinishReason
+    prompt_tokens: int = 0
+    reused_tokens: int = 0  # prompt tokens whose KV came from the cache
+    new_tokens: int = 0
+    prefill_ms: float = 0.0
+    decode_ms: float = 0.0
+    total_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    spec: str  # what the user asked for, e.g. "tiny" or "microsoft/phi-1"
+    source: str  # where the weights came from (a directory, a hub id, a URL)
+    backend: str  # "local", "replay", "openai"
+    device: str = "cpu"
+    dtype: str = "float32"
+    params: int = 0
+    context_length: int = 2048
+    architecture: str = ""
+
+    def as_dict(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+
+class Engine(Protocol):
+    """What every backend offers. Not thread-safe: one Worker thread owns it."""
+
+    info: EngineInfo
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def generate(
+        self, request: GenerationRequest, should_stop: Callable[[], bool] | None = None
+    ) -> Generation:
+        """Run one request. ``should_stop`` is polled between tokens; True ends
+        generation with finish_reason "cancelled"."""
+        ...
+
+    def close(self) -> None: ...

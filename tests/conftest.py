@@ -1,0 +1,40 @@
+"""Fixtures shared by unit, e2e and gpu tests."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    has_cuda = False
+    if any("gpu" in item.keywords for item in items):
+        try:
+            import torch
+
+            has_cuda = torch.cuda.is_available()
+        except Exception:
+            has_cuda = False
+    skip_gpu = pytest.mark.skip(reason="needs a CUDA GPU (torch.cuda.is_available() is False)")
+    for item in items:
+        if "gpu" in item.keywords and not has_cuda:
+            item.add_marker(skip_gpu)
+
+
+@pytest.fixture(scope="session")
+def phi_lsp_cmd() -> list[str]:
+    """argv that starts the real `phi-lsp` command of this checkout."""
+    return [sys.executable, "-m", "phi_lsp"]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _offline_env() -> None:
+    # Tests never reach a hub: the default model spec must fail fast and clearly.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
