@@ -1,0 +1,658 @@
+"""``openai:URL``: generation by a remote OpenAI-compatible server (vLLM, llama.cpp's server).
+
+A team runs one inference server and every editor's phi-lsp talks to it through
+``/v1/completions`` with streaming (server-sent events). The engine behaves like the
+local one for the pipeline: ``stop`` strings, the ``stop_fn`` callback (checked after
+every streamed chunk, which servers send per token), ``max_new_tokens``, sampling
+parameters and cancellation (the HTTP stream is closed, so the server notices the
+disconnect and stops generating).
+
+Forced prefix (token healing). A remote server cannot constrain the first tokens, so
+the engine first asks for a continuation of the prompt as the pipeline cut it (ending
+at the last non-whitespace token, the boundary the model saw in training) and accepts
+it when the streamed text starts with the forced prefix, which is what a model does
+almost always ("\\n    return ..."). When the text diverges from the prefix the stream
+is closed and the request is sent again with the prefix appended to the prompt; the
+prefix is then prepended to the returned text. Cost of that fallback: one more round
+trip, the prompt evaluated again (cheap with prefix caching), and a prompt that ends in
+whitespace, the token boundary the design warns about (a weaker first line). Servers
+that do not cache prompts pay the whole prompt twice in that case only.
+
+The API key is read from the environment variable named by ``api_key_env`` at load;
+it is sent only as ``Authorization: Bearer`` and scrubbed from every message.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from model_runtime.types import (
+    EngineInfo,
+    Generation,
+    GenerationError,
+    GenerationRequest,
+    ModelLoadError,
+)
+
+log = logging.getLogger(__name__)
+
+CHARS_PER_TOKEN = 3.5  # estimate for code BPEs when the server has no tokenize endpoint
+RETRY_STATUS = frozenset({429, 503})
+DEFAULT_CONTEXT = 2048  # Phi-1's window, when the server does not say
+
+
+# --- server-sent events -------------------------------------------------------------
+
+
+def iter_sse_data(lines: Iterator[str]) -> Iterator[str]:
+    """Yield the ``data`` of each server-sent event (multi-line data joined by newlines).
+
+    Comments (``: ping``) and other fields (``event:``, ``id:``, ``retry:``) are skipped;
+    an event ends at a blank line (or at the end of the stream).
+    """
+    data: list[str] = []
+    for raw in lines:
+        line = raw.rstrip("\r\n")
+        if not line:
+            if data:
+                yield "\n".join(data)
+                data = []
+            continue
+        if line.startswith(":"):
+            continue
+        name, _, value = line.partition(":")
+        if value.startswith(" "):
+            value = value[1:]
+        if name == "data":
+            data.append(value)
+    if data:
+        yield "\n".join(data)
+
+
+def parse_chunk(data: str) -> dict[str, Any] | None:
+    """One SSE ``data`` payload → the JSON object, None for ``[DONE]``.
+
+    Raises GenerationError for malformed JSON or an ``error`` object in the stream
+    (vLLM reports failures mid-stream that way).
+    """
+    if data.strip() == "[DONE]":
+        return None
+    try:
+        obj = json.loads(data)
+    except json.JSONDecodeError as e:
+        raise GenerationError(f"bad server-sent event from the model server: {data[:200]!r}") from e
+    if not isinstance(obj, dict):
+        raise GenerationError(f"bad server-sent event from the model server: {data[:200]!r}")
+    if "error" in obj:
+        err = obj["error"]
+        msg = err.get("message", err) if isinstance(err, dict) else err
+        raise GenerationError(f"the model server reported an error mid-stream: {msg}")
+    return obj
+
+
+# --- helpers --------------------------------------------------------------------------
+
+
+def normalize_url(url: str) -> str:
+    """``http://host:8000``, ``.../v1``, ``.../v1/`` and ``.../v1/completions`` → ``.../v1``."""
+    url = url.strip()
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ModelLoadError(
+            f"openai:{url}: expected an http(s) URL of an OpenAI-compatible server, "
+            "e.g. openai:http://127.0.0.1:8000/v1"
+        )
+    path = parts.path.rstrip("/")
+    for tail in ("/completions", "/models"):
+        path = path.removesuffix(tail)
+    if not path.endswith("/v1"):
+        path += "/v1"
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+
+
+def redact_url(url: str) -> str:
+    """The URL without user:password, for messages and EngineInfo."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, parts.query, ""))
+
+
+def _first_stop(text: str, stops: tuple[str, ...]) -> int | None:
+    hits = [i for s in stops if s and (i := text.find(s)) >= 0]
+    return min(hits) if hits else None
+
+
+@dataclass
+class _Choice:
+    """Text and state of one streamed choice."""
+
+    text: str = ""
+    chunks: int = 0
+    finish: str | None = None  # our FinishReason once decided
+    server_finish: str | None = None
+    diverged: bool = False  # heal mode: the text did not start with the forced prefix
+    usage_tokens: int | None = None
+    first_token_s: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class _Diverged(Exception):
+    """Internal: heal mode saw text that does not start with the forced prefix."""
+
+
+# --- the engine -----------------------------------------------------------------------
+
+
+class OpenAIEngine:
+    """An Engine backed by ``POST {url}/completions`` with ``stream: true``."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        remote_model: str = "",
+        api_key_env: str = "",
+        timeout_s: float = 30.0,
+        connect_timeout_s: float = 5.0,
+        verify_tls: bool = True,
+        max_retries: int = 3,
+        backoff_s: float = 0.25,
+        max_backoff_s: float = 4.0,
+        transport: httpx.BaseTransport | None = None,
+        **_: object,
+    ) -> None:
+        self.url = normalize_url(url)
+        self._shown = redact_url(self.url)
+        self._key_env = api_key_env.strip()
+        self._key = ""
+        if self._key_env:
+            self._key = os.environ.get(self._key_env, "")
+            if not self._key:
+                raise ModelLoadError(
+                    f"apiKeyEnv names the environment variable {self._key_env}, but it is not "
+                    "set (or empty) in the environment of phi-lsp; export it before starting "
+                    "the editor"
+                )
+        self._timeout_s = float(timeout_s)
+        self._max_retries = max(0, int(max_retries))
+        self._backoff_s = float(backoff_s)
+        self._max_backoff_s = float(max_backoff_s)
+        headers = {"Accept": "application/json"}
+        if self._key:
+            headers["Authorization"] = f"Bearer {self._key}"
+        self._client = httpx.Client(
+            headers=headers,
+            timeout=httpx.Timeout(self._timeout_s, connect=float(connect_timeout_s)),
+            verify=verify_tls,
+            transport=transport,
+            follow_redirects=False,
+        )
+        self._tokenize: str | None = None  # "", "llama-cpp-python", "vllm", "llama.cpp"
+        self._count_cache: dict[str, int] = {}
+        try:
+            self.models = self._list_models()
+        except GenerationError as e:
+            self._client.close()
+            raise ModelLoadError(str(e)) from None
+        except BaseException:
+            self._client.close()
+            raise
+        ids = [str(m.get("id", "")) for m in self.models]
+        if remote_model:
+            self.model = remote_model
+            if ids and remote_model not in ids:
+                log.warning(
+                    "remoteModel %r is not among the models the server lists (%s)",
+                    remote_model,
+                    ", ".join(ids),
+                )
+        else:
+            self.model = ids[0] if ids else ""
+        meta = next((m for m in self.models if m.get("id") == self.model), {})
+        ctx = meta.get("max_model_len") or meta.get("context_length") or DEFAULT_CONTEXT
+        self.info = EngineInfo(
+            spec=f"openai:{redact_url(url.strip())}",
+            source=self._shown,
+            backend="openai",
+            device="remote",
+            dtype="n/a",
+            context_length=int(ctx),
+            architecture=self.model,
+        )
+
+    # -- Engine protocol ---------------------------------------------------------------
+
+    def count_tokens(self, text: str) -> int:
+        """The server's own count when it has a tokenize endpoint, else len/3.5 (estimate)."""
+        if text in self._count_cache:
+            return self._count_cache[text]
+        if self._tokenize is None:
+            self._tokenize = self._probe_tokenize()
+        n = None
+        if self._tokenize:
+            try:
+                n = self._remote_count(self._tokenize, text)
+            except (httpx.HTTPError, ValueError, KeyError, TypeError) as e:
+                log.warning("tokenize endpoint failed (%s); estimating token counts", e)
+                self._tokenize = ""
+        if n is None:
+            n = max(0, round(len(text) / CHARS_PER_TOKEN)) if text else 0
+        if len(self._count_cache) > 512:
+            self._count_cache.clear()
+        self._count_cache[text] = n
+        return n
+
+    @property
+    def tokenize_endpoint(self) -> str:
+        """Which tokenize API counts tokens ('' = estimate); probes the server once."""
+        if self._tokenize is None:
+            self._tokenize = self._probe_tokenize()
+        return self._tokenize
+
+    def generate(
+        self, request: GenerationRequest, should_stop: Callable[[], bool] | None = None
+    ) -> Generation:
+        t0 = time.perf_counter()
+        heal = bool(request.forced_prefix)
+        try:
+            choices = self._stream(request, 1, should_stop, heal=heal)
+        except _Diverged:
+            choices = None
+        if choices is None or choices[0].diverged:
+            choices = self._stream(request, 1, should_stop, heal=False)
+        return self._result(choices[0], request, t0)
+
+    def generate_n(
+        self,
+        request: GenerationRequest,
+        n: int,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> list[Generation]:
+        """``n`` candidates for one prompt, with the API's ``n`` in one request.
+
+        Servers that ignore ``n`` (llama-cpp-python does) or choices whose text does not
+        start with the forced prefix are topped up with single requests (seed + i).
+        """
+        t0 = time.perf_counter()
+        n = max(1, int(n))
+        got = self._stream(request, n, should_stop, heal=bool(request.forced_prefix))
+        out = [self._result(c, request, t0) for c in got if not c.diverged]
+        i = 0
+        while len(out) < n:
+            if should_stop is not None and should_stop():
+                break
+            i += 1
+            seed = None if request.seed is None else request.seed + i
+            one = _replace(request, seed=seed)
+            out.append(self.generate(one, should_stop))
+        return out[:n]
+
+    def close(self) -> None:
+        self._client.close()
+
+    # -- requests ----------------------------------------------------------------------
+
+    def _payload(self, request: GenerationRequest, n: int, heal: bool) -> dict[str, Any]:
+        prompt = request.prompt if heal else request.prompt + request.forced_prefix
+        body: dict[str, Any] = {
+            "prompt": prompt,
+            "max_tokens": max(1, int(request.max_new_tokens)),
+            "temperature": float(request.temperature),
+            "top_p": float(request.top_p),
+            "stream": True,
+        }
+        if self.model:
+            body["model"] = self.model
+        if n > 1:
+            body["n"] = n
+        if request.seed is not None:
+            body["seed"] = int(request.seed)
+        # Server-side stop saves the server's time; the same strings are applied here too
+        # (to the forced prefix + text, and across chunk boundaries).
+        stops = [s for s in request.stop if s]
+        if stops:
+            body["stop"] = stops
+        return body
+
+    def _stream(
+        self,
+        request: GenerationRequest,
+        n: int,
+        should_stop: Callable[[], bool] | None,
+        *,
+        heal: bool,
+    ) -> list[_Choice]:
+        """Run one streaming request; return the choices (index order)."""
+        body = self._payload(request, n, heal)
+        prefix = request.forced_prefix
+        choices: dict[int, _Choice] = {}
+        t0 = time.perf_counter()
+        with self._open_stream(body, should_stop) as resp:
+            if resp is None:  # cancelled while waiting to retry
+                return [_Choice(finish="cancelled")]
+            for data in iter_sse_data(self._lines(resp)):
+                obj = parse_chunk(data)
+                if obj is None:
+                    break
+                for ch in obj.get("choices") or []:
+                    idx = int(ch.get("index", 0))
+                    c = choices.setdefault(idx, _Choice(text="" if heal else prefix))
+                    if c.finish is not None or c.diverged:
+                        continue
+                    piece = ch.get("text") or ""
+                    if piece:
+                        if c.first_token_s is None:
+                            c.first_token_s = time.perf_counter() - t0
+                        c.text += piece
+                        c.chunks += 1
+                    if heal and not _agrees(c.text, prefix):
+                        c.diverged = True
+                        continue
+                    self._check_stops(c, request, prefix if heal else "")
+                    if ch.get("finish_reason") and c.finish is None:
+                        c.server_finish = ch["finish_reason"]
+                usage = obj.get("usage")
+                if isinstance(usage, dict) and usage.get("completion_tokens") is not None:
+                    for c in choices.values():
+                        c.usage_tokens = int(usage["completion_tokens"])
+                done = [c for c in choices.values() if c.finish or c.diverged or c.server_finish]
+                if len(choices) >= n and len(done) == len(choices):
+                    break  # closing the stream now stops the server
+                if heal and n == 1 and choices.get(0, _Choice()).diverged:
+                    raise _Diverged
+                if should_stop is not None and should_stop():
+                    for c in choices.values():
+                        if c.finish is None and c.server_finish is None:
+                            c.finish = "cancelled"
+                    break
+        if not choices:
+            choices[0] = _Choice(text="" if heal else prefix, server_finish="stop")
+        for c in choices.values():
+            if (
+                heal
+                and not c.diverged
+                and c.finish != "cancelled"
+                and not c.text.startswith(prefix)
+            ):
+                c.diverged = True  # stream ended inside the prefix
+        return [choices[i] for i in sorted(choices)]
+
+    def _check_stops(self, c: _Choice, request: GenerationRequest, need_prefix: str) -> None:
+        if need_prefix and len(c.text) < len(need_prefix):
+            return  # still inside the forced prefix
+        hit = _first_stop(c.text, request.stop)
+        if hit is not None:
+            c.text, c.finish = c.text[:hit], "stop"
+        elif request.stop_fn is not None and request.stop_fn(c.text):
+            c.finish = "stop_fn"
+
+    def _result(self, c: _Choice, request: GenerationRequest, t0: float) -> Generation:
+        total = (time.perf_counter() - t0) * 1000
+        if c.finish is not None:
+            reason = c.finish
+        elif c.server_finish == "length":
+            reason = "length"
+        elif c.server_finish == "stop":
+            # The server stopped at one of our stop strings or at end-of-text; both end here.
+            reason = "stop" if _first_stop(c.text, request.stop) is not None else "eos"
+        else:
+            # A stream that ended without a finish reason was cut short by the server
+            # (llama-cpp-python interrupts it when another request waits): the body may
+            # be incomplete, as after max_new_tokens.
+            reason = "length"
+        first = (c.first_token_s or 0.0) * 1000
+        return Generation(
+            text=c.text,
+            finish_reason=reason,  # type: ignore[arg-type]
+            prompt_tokens=round(len(request.prompt) / CHARS_PER_TOKEN),
+            new_tokens=c.usage_tokens if c.usage_tokens is not None else c.chunks,
+            prefill_ms=first,
+            decode_ms=max(0.0, total - first),
+            total_ms=total,
+        )
+
+    # -- HTTP plumbing -----------------------------------------------------------------
+
+    def _lines(self, resp: httpx.Response) -> Iterator[str]:
+        try:
+            yield from resp.iter_lines()
+        except httpx.ReadTimeout:
+            raise GenerationError(
+                f"the model server at {self._shown} sent nothing for {self._timeout_s:g} s "
+                "mid-stream; it may be overloaded or stuck"
+            ) from None
+        except httpx.HTTPError as e:
+            raise GenerationError(
+                self._scrub(f"the stream from the model server at {self._shown} broke: {e}")
+            ) from None
+
+    def _open_stream(
+        self, body: dict[str, Any], should_stop: Callable[[], bool] | None
+    ) -> _StreamCtx:
+        return _StreamCtx(self, body, should_stop)
+
+    def _send(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        """One request with retries on 429/503; the response is open (stream=True)."""
+        should_stop = kw.pop("should_stop", None)
+        url = self.url + path if path.startswith("/") else path
+        attempt = 0
+        while True:
+            try:
+                req = self._client.build_request(method, url, **kw)
+                resp = self._client.send(req, stream=True)
+            except httpx.ConnectTimeout:
+                raise GenerationError(
+                    f"timed out connecting to the model server at {self._shown}; "
+                    "check the URL and that the server is up"
+                ) from None
+            except httpx.ConnectError as e:
+                raise GenerationError(
+                    self._scrub(
+                        f"cannot connect to the model server at {self._shown} ({_reason(e)}); "
+                        "start it, or fix the model setting (openai:URL)"
+                    )
+                ) from None
+            except httpx.TimeoutException:
+                raise GenerationError(
+                    f"the model server at {self._shown} did not answer within {self._timeout_s:g} s"
+                ) from None
+            except httpx.HTTPError as e:
+                raise GenerationError(
+                    self._scrub(f"request to the model server at {self._shown} failed: {e}")
+                ) from None
+            if resp.status_code < 400:
+                return resp
+            if resp.status_code in RETRY_STATUS and attempt < self._max_retries:
+                delay = self._delay(attempt, resp.headers.get("retry-after"))
+                resp.close()
+                attempt += 1
+                log.info(
+                    "model server busy (HTTP %d); retry %d/%d in %.2f s",
+                    resp.status_code,
+                    attempt,
+                    self._max_retries,
+                    delay,
+                )
+                if _sleep(delay, should_stop):
+                    raise _Cancelled
+                continue
+            try:
+                resp.read()
+                text = resp.text
+            except httpx.HTTPError:
+                text = ""
+            finally:
+                resp.close()
+            raise GenerationError(self._status_message(resp.status_code, path, text, attempt))
+
+    def _delay(self, attempt: int, retry_after: str | None) -> float:
+        if retry_after:
+            try:
+                return min(self._max_backoff_s, max(0.0, float(retry_after)))
+            except ValueError:
+                pass  # an HTTP date: fall back to our own backoff
+        base = min(self._max_backoff_s, self._backoff_s * (2**attempt))
+        return base * (0.5 + random.random() / 2)  # jitter: editors don't retry in lockstep
+
+    def _status_message(self, status: int, path: str, body: str, retries: int) -> str:
+        detail = _error_detail(body)
+        where = f"the model server at {self._shown}"
+        if status in (401, 403):
+            if self._key_env:
+                msg = (
+                    f"{where} refused the API key from ${self._key_env} (HTTP {status}); "
+                    "check the key"
+                )
+            else:
+                msg = (
+                    f"{where} wants an API key (HTTP {status}); set apiKeyEnv to the name of "
+                    "an environment variable that holds it"
+                )
+        elif status == 404:
+            msg = (
+                f"{where} has no {path} (HTTP 404{': ' + detail if detail else ''}); "
+                "point openai: at the server's /v1 base URL"
+            )
+        elif status in RETRY_STATUS:
+            msg = f"{where} is overloaded (HTTP {status}) after {retries} retries; try again later"
+        elif status >= 500:
+            msg = f"{where} failed (HTTP {status}{': ' + detail if detail else ''})"
+        else:
+            msg = f"{where} rejected the request (HTTP {status}{': ' + detail if detail else ''})"
+        return self._scrub(msg)
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._key, "***") if self._key else text
+
+    def _get_json(self, path: str, *, root: bool = False, **kw: Any) -> Any:
+        url = self._root() + path if root else path
+        method = "POST" if "json" in kw else "GET"
+        resp = self._send(method, url, **kw)
+        try:
+            resp.read()
+            return resp.json()
+        except (ValueError, httpx.HTTPError) as e:
+            raise GenerationError(
+                f"the model server at {self._shown} answered {path} with something that is not JSON"
+            ) from e
+        finally:
+            resp.close()
+
+    def _root(self) -> str:
+        return self.url.removesuffix("/v1")
+
+    def _list_models(self) -> list[dict[str, Any]]:
+        obj = self._get_json("/models")
+        data = obj.get("data") if isinstance(obj, dict) else None
+        if not isinstance(data, list):
+            raise GenerationError(
+                f"the model server at {self._shown} answered /v1/models without a model "
+                "list; is it an OpenAI-compatible server?"
+            )
+        return [m for m in data if isinstance(m, dict)]
+
+    def _probe_tokenize(self) -> str:
+        for kind in ("llama-cpp-python", "vllm", "llama.cpp"):
+            try:
+                if self._remote_count(kind, "def f():") > 0:
+                    return kind
+            except (GenerationError, httpx.HTTPError, ValueError, KeyError, TypeError):
+                continue
+        log.info("the model server has no tokenize endpoint; estimating tokens as chars/3.5")
+        return ""
+
+    def _remote_count(self, kind: str, text: str) -> int:
+        if kind == "llama-cpp-python":
+            obj = self._get_json("/extras/tokenize/count", root=True, json={"input": text})
+            return int(obj["count"])
+        if kind == "vllm":
+            body = {"prompt": text, **({"model": self.model} if self.model else {})}
+            obj = self._get_json("/tokenize", root=True, json=body)
+            return int(obj["count"])
+        obj = self._get_json("/tokenize", root=True, json={"content": text})
+        return len(obj["tokens"])
+
+
+class _Cancelled(Exception):
+    """Internal: should_stop became true while waiting to retry."""
+
+
+class _StreamCtx:
+    """``with`` block around one streaming completion; closing it closes the connection."""
+
+    def __init__(
+        self, engine: OpenAIEngine, body: dict[str, Any], should_stop: Callable[[], bool] | None
+    ) -> None:
+        self._engine, self._body, self._should_stop = engine, body, should_stop
+        self._resp: httpx.Response | None = None
+
+    def __enter__(self) -> httpx.Response | None:
+        try:
+            self._resp = self._engine._send(
+                "POST", "/completions", json=self._body, should_stop=self._should_stop
+            )
+        except _Cancelled:
+            return None
+        return self._resp
+
+    def __exit__(self, *exc: object) -> None:
+        if self._resp is not None:
+            # Closing an unfinished HTTP/1.1 response drops the connection: the server's
+            # next write fails and it stops generating for this request.
+            self._resp.close()
+
+
+def _agrees(text: str, prefix: str) -> bool:
+    """True while ``text`` can still become / already is a continuation of ``prefix``."""
+    n = min(len(text), len(prefix))
+    return text[:n] == prefix[:n]
+
+
+def _sleep(seconds: float, should_stop: Callable[[], bool] | None) -> bool:
+    """Sleep in small steps; True when should_stop fired."""
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        if should_stop is not None and should_stop():
+            return True
+        time.sleep(min(0.05, left))
+    return False
+
+
+def _reason(e: Exception) -> str:
+    text = str(e) or type(e).__name__
+    if "refused" in text.lower():
+        return "connection refused"
+    return text
+
+
+def _error_detail(body: str) -> str:
+    try:
+        obj = json.loads(body)
+    except (ValueError, TypeError):
+        return body.strip()[:200]
+    if isinstance(obj, dict):
+        err = obj.get("error", obj.get("detail", obj.get("message", obj)))
+        if isinstance(err, dict):
+            err = err.get("message", err)
+        return str(err)[:200]
+    return str(obj)[:200]
+
+
+def _replace(request: GenerationRequest, **changes: Any) -> GenerationRequest:
+    import dataclasses
+
+    return dataclasses.replace(request, **changes)
