@@ -1,0 +1,284 @@
+"""The local engine: our own prefill/decode loop over a transformers causal LM.
+
+``generate()`` is not used in the hot path: a loop of our own lets us reuse the KV
+cache across requests (typing extends the prompt), poll for cancellation between
+tokens, run the stop callback on every token, and constrain the first tokens to a
+forced prefix. Greedy output equals ``model.generate(do_sample=False)`` (a test).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from model_runtime.kv_cache import PrefixCache
+from model_runtime.sampling import TextDecoder, TokenTable, sample
+from model_runtime.types import EngineInfo, Generation, GenerationError, GenerationRequest
+
+# --- the model, as three small pure functions ---------------------------------------
+
+
+def prefill(model: Any, ids: Sequence[int], kv: Any) -> torch.Tensor:
+    """Append ``ids`` to the cache ``kv``; returns the logits after the last one: [V]."""
+    x = torch.tensor([list(ids)], dtype=torch.long, device=model.device)  # [1, T]
+    out = model(input_ids=x, past_key_values=kv, use_cache=True, logits_to_keep=1)
+    return out.logits[0, -1]  # [V]
+
+
+def decode_one(model: Any, tok: int, kv: Any) -> torch.Tensor:
+    """Append one token; returns the logits after it: [V]."""
+    return prefill(model, (tok,), kv)
+
+
+def forward_all(model: Any, ids: Sequence[int], kv: Any) -> torch.Tensor:
+    """Append ``ids``; returns the logits after each of them: [T, V] (for verifying drafts)."""
+    x = torch.tensor([list(ids)], dtype=torch.long, device=model.device)  # [1, T]
+    out = model(input_ids=x, past_key_values=kv, use_cache=True)
+    return out.logits[0]  # [T, V]
+
+
+def lookup_draft(
+    context: Sequence[int], k: int, max_ngram: int = 3, min_ngram: int = 1
+) -> list[int]:
+    """Prompt-lookup drafting: find the latest earlier occurrence of the context's last
+    n-gram (longest n first) and propose the ``k`` tokens that followed it."""
+    n_ctx = len(context)
+    for n in range(min(max_ngram, n_ctx - 1), min_ngram - 1, -1):
+        tail = list(context[n_ctx - n :])
+        # Latest match first: code repeats what it just wrote (names, indentation).
+        for start in range(n_ctx - n - 1, -1, -1):
+            if context[start] == tail[0] and list(context[start : start + n]) == tail:
+                follow = list(context[start + n : start + n + k])
+                if follow:
+                    return follow
+    return []
+
+
+# --- the engine ---------------------------------------------------------------------
+
+
+class LocalEngine:
+    """Implements the ``Engine`` protocol for a transformers causal LM (Phi-1 and co.).
+
+    Keeps the KV cache of the previous request and reuses its longest common token
+    prefix with the next prompt. Not thread-safe: one Worker thread owns it.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        info: EngineInfo,
+        *,
+        speculative: bool = False,
+        draft_tokens: int = 8,
+    ) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.info = info
+        self.speculative = speculative  # prompt-lookup drafts for greedy requests
+        self.draft_tokens = draft_tokens
+        vocab = int(model.get_output_embeddings().weight.shape[0])
+        self._table = TokenTable(tokenizer, vocab)
+        self._cache = PrefixCache(model.config)
+        self._eos = _eos_ids(model, tokenizer)
+        self._ahead: list[tuple[int, torch.Tensor]] = []  # verified-later drafts in the cache
+        # Figures of the last request (the bench reads them).
+        self.last_stats: dict[str, int] = {}
+
+    # -- Engine protocol --
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._encode(text))
+
+    def close(self) -> None:
+        self.reset_cache()
+
+    def reset_cache(self) -> None:
+        """Forget the cached prefix (the next request is cold)."""
+        self._cache.reset()
+        self._ahead = []
+
+    @property
+    def cached_tokens(self) -> int:
+        return len(self._cache)
+
+    def generate(
+        self, request: GenerationRequest, should_stop: Callable[[], bool] | None = None
+    ) -> Generation:
+        t0 = time.perf_counter()
+        try:
+            with torch.inference_mode():
+                return self._generate(request, should_stop, t0)
+        except BaseException:
+            # A half-written cache (OOM in the middle of a forward) must not be reused.
+            self.reset_cache()
+            raise
+
+    # -- the loop --
+
+    def _encode(self, text: str) -> list[int]:
+        return list(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def _generate(
+        self, req: GenerationRequest, should_stop: Callable[[], bool] | None, t0: float
+    ) -> Generation:
+        if req.max_new_tokens < 1:
+            raise GenerationError(f"max_new_tokens must be at least 1, got {req.max_new_tokens}")
+        ctx = int(self.info.context_length)
+        ids = self._encode(req.prompt)
+        if not ids:
+            start = self.tokenizer.bos_token_id
+            if start is None:
+                start = next(iter(self._eos), None)
+            if start is None:
+                raise GenerationError("the prompt is empty and the tokenizer has no start token")
+            ids = [int(start)]
+        # Safety net (the pipeline budgets too): keep the end of an overlong prompt.
+        budget = max(1, ctx - req.max_new_tokens)
+        if len(ids) > budget:
+            ids = ids[-budget:]
+
+        self._ahead = []
+        reused = self._cache.reuse(ids)
+        logits = prefill(self.model, ids[reused:], self._cache.kv)  # [V]
+        self._cache.extend(ids[reused:])
+        t_prefill = time.perf_counter()
+
+        gen_ids: list[int] = []
+        decoder = TextDecoder(self._table, self.tokenizer)
+        forced = req.forced_prefix.encode("utf-8")
+        generator = _generator(req.seed, logits.device) if req.temperature > 0 else None
+        stops = tuple(s for s in req.stop if s)
+        longest_stop = max((len(s) for s in stops), default=0)
+        speculate = self.speculative and req.temperature <= 0
+        stats = {"drafted": 0, "accepted": 0, "forwards": 1}
+        text = ""
+        reason = "length"
+        while True:
+            if should_stop is not None and should_stop():
+                reason = "cancelled"
+                break
+            if len(gen_ids) >= req.max_new_tokens or len(ids) + len(gen_ids) >= ctx:
+                reason = "length"
+                break
+            tok = self._choose(logits, req, forced, generator)
+            gen_ids.append(tok)
+            if forced:
+                b = self._table.bytes_of[tok] or b""
+                forced = forced[len(b) :] if forced.startswith(b) else b""
+            elif tok in self._eos:
+                reason = "eos"
+                break
+            before = len(text)
+            text = decoder.push(tok)
+            if stops:
+                cut = _first_stop(text, stops, max(0, before - longest_stop + 1))
+                if cut is not None:
+                    text, reason = text[:cut], "stop"
+                    break
+            if req.stop_fn is not None and req.stop_fn(text):
+                reason = "stop_fn"
+                break
+            logits = self._advance(tok, ids, gen_ids, speculate and not forced, req, stats)
+
+        t_end = time.perf_counter()
+        self.last_stats = stats
+        return Generation(
+            text=text,
+            finish_reason=reason,  # type: ignore[arg-type]
+            prompt_tokens=len(ids),
+            reused_tokens=reused,
+            new_tokens=len(gen_ids),
+            prefill_ms=(t_prefill - t0) * 1000,
+            decode_ms=(t_end - t_prefill) * 1000,
+            total_ms=(t_end - t0) * 1000,
+        )
+
+    def _choose(
+        self,
+        logits: torch.Tensor,
+        req: GenerationRequest,
+        forced: bytes,
+        generator: torch.Generator | None,
+    ) -> int:
+        if forced:
+            allowed = self._table.allowed_for(forced).to(logits.device)
+            if not bool(allowed.any()):
+                raise GenerationError(
+                    f"no token can spell the forced prefix {forced.decode(errors='replace')!r}"
+                )
+            logits = logits.masked_fill(~allowed, float("-inf"))
+        return sample(logits, req.temperature, req.top_p, generator)
+
+    def _advance(
+        self,
+        tok: int,
+        ids: list[int],
+        gen_ids: list[int],
+        speculate: bool,
+        req: GenerationRequest,
+        stats: dict[str, int],
+    ) -> torch.Tensor:
+        """Feed ``tok`` (the last of ``gen_ids``); returns the logits after it: [V].
+
+        With speculation the cache may already hold drafted tokens after the last fed
+        one (``self._ahead``: draft id and the logits after it). A draft equal to
+        ``tok`` costs nothing; the first one that differs drops the rest from the cache.
+        """
+        if self._ahead:
+            draft, row = self._ahead[0]
+            if draft == tok:
+                self._ahead.pop(0)
+                stats["accepted"] += 1
+                return row
+            self._cache.crop_to(len(self._cache) - len(self._ahead))
+            self._ahead = []
+        kv = self._cache.kv
+        stats["forwards"] += 1
+        if speculate:
+            room = min(
+                self.draft_tokens,
+                req.max_new_tokens - len(gen_ids) - 1,
+                int(self.info.context_length) - len(self._cache) - 2,
+            )
+            drafts = lookup_draft([*ids, *gen_ids], room) if room > 0 else []
+            if drafts:
+                rows = forward_all(self.model, [tok, *drafts], kv)  # [1 + k, V]
+                self._cache.extend([tok, *drafts])
+                stats["drafted"] += len(drafts)
+                self._ahead = list(zip(drafts, rows[1:], strict=True))
+                return rows[0]
+        logits = decode_one(self.model, tok, kv)
+        self._cache.extend([tok])
+        return logits
+
+
+def _eos_ids(model: Any, tokenizer: Any) -> frozenset[int]:
+    found: set[int] = set()
+    for v in (
+        getattr(tokenizer, "eos_token_id", None),
+        getattr(getattr(model, "generation_config", None), "eos_token_id", None),
+    ):
+        if isinstance(v, int):
+            found.add(v)
+        elif isinstance(v, (list, tuple)):
+            found.update(int(x) for x in v)
+    return frozenset(found)
+
+
+def _generator(seed: int | None, device: torch.device) -> torch.Generator:
+    g = torch.Generator(device=device)
+    if seed is None:
+        g.seed()
+    else:
+        g.manual_seed(seed)
+    return g
+
+
+def _first_stop(text: str, stops: tuple[str, ...], start: int) -> int | None:
+    hits = [i for s in stops if (i := text.find(s, start)) >= 0]
+    return min(hits) if hits else None

@@ -1,0 +1,319 @@
+"""The local engine: our decode loop against transformers' own ``generate``."""
+
+from __future__ import annotations
+
+import inspect
+import json
+
+import pytest
+import torch
+
+from model_runtime.engine import LocalEngine, lookup_draft
+from model_runtime.kv_cache import PrefixCache, common_prefix_len
+from model_runtime.sampling import TokenTable, top_p_filter
+from model_runtime.types import EngineInfo, GenerationError, GenerationRequest
+
+CODE = inspect.getsource(json)  # real Python text for prompts
+
+
+@pytest.fixture(scope="module")
+def small() -> tuple[object, object]:
+    """A 2-layer PhiForCausalLM with random weights and a byte-level BPE trained here."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PhiConfig, PhiForCausalLM, PreTrainedTokenizerFast
+
+    tk = Tokenizer(models.BPE())
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tk.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400,
+        special_tokens=["<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tk.train_from_iterator([CODE], trainer)
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=tk, eos_token="<|endoftext|>", bos_token="<|endoftext|>"
+    )
+    torch.manual_seed(0)
+    eos = tok.eos_token_id
+    cfg = PhiConfig(
+        vocab_size=len(tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=512,
+        partial_rotary_factor=0.5,
+        eos_token_id=eos,
+        bos_token_id=eos,
+        pad_token_id=eos,
+    )
+    return PhiForCausalLM(cfg).eval(), tok
+
+
+def make_engine(model_tok: tuple[object, object], **kw: object) -> LocalEngine:
+    model, tok = model_tok
+    info = EngineInfo(spec="test", source="test", backend="local", context_length=512)
+    return LocalEngine(model, tok, info, **kw)  # type: ignore[arg-type]
+
+
+def reference(model_tok: tuple[object, object], prompt: str, n: int) -> tuple[list[int], str]:
+    model, tok = model_tok
+    ids = tok.encode(prompt, add_special_tokens=False)  # type: ignore[attr-defined]
+    out = model.generate(  # type: ignore[attr-defined]
+        torch.tensor([ids]),
+        max_new_tokens=n,
+        do_sample=False,
+        attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+    )
+    new = out[0, len(ids) :].tolist()
+    return new, tok.decode(new, skip_special_tokens=True)  # type: ignore[attr-defined]
+
+
+# --- greedy equality with model.generate --------------------------------------------
+
+
+def test_greedy_cold_equals_generate(small: tuple[object, object]) -> None:
+    eng = make_engine(small)
+    prompt = CODE[:700]
+    ids, text = reference(small, prompt, 24)
+    g = eng.generate(GenerationRequest(prompt=prompt, max_new_tokens=24))
+    assert g.text == text
+    assert g.new_tokens == len(ids)
+    assert g.reused_tokens == 0
+
+
+def test_greedy_warm_after_typing_equals_generate_and_reuses_prefix(
+    small: tuple[object, object],
+) -> None:
+    eng = make_engine(small)
+    prompt = CODE[:700]
+    first = eng.generate(GenerationRequest(prompt=prompt, max_new_tokens=8))
+    # The user types a few characters: the prompt grows at the end.
+    typed = prompt + "    def f(x"
+    ids, text = reference(small, typed, 24)
+    g = eng.generate(GenerationRequest(prompt=typed, max_new_tokens=24))
+    assert g.text == text
+    assert g.reused_tokens >= first.prompt_tokens - 2
+    # Editing back (deleting the typed text) crops the cache instead of starting cold.
+    _, text_back = reference(small, prompt, 24)
+    back = eng.generate(GenerationRequest(prompt=prompt, max_new_tokens=24))
+    assert back.text == text_back
+    assert back.reused_tokens == back.prompt_tokens - 1
+
+
+def test_same_prompt_twice_recomputes_one_token(small: tuple[object, object]) -> None:
+    eng = make_engine(small)
+    a = eng.generate(GenerationRequest(prompt=CODE[:300], max_new_tokens=5))
+    b = eng.generate(GenerationRequest(prompt=CODE[:300], max_new_tokens=5))
+    assert b.text == a.text
+    assert b.reused_tokens == a.prompt_tokens - 1
+
+
+# --- the cache ----------------------------------------------------------------------
+
+
+def test_dynamic_cache_crop_semantics_we_rely_on(small: tuple[object, object]) -> None:
+    """transformers 5.23: crop(n > 0) raises; crop(-k) drops the last k positions."""
+    from transformers import DynamicCache
+
+    model, tok = small
+    kv = DynamicCache(config=model.config)  # type: ignore[attr-defined]
+    ids = torch.tensor([tok.encode(CODE[:200])])  # type: ignore[attr-defined]
+    with torch.inference_mode():
+        model(input_ids=ids, past_key_values=kv, use_cache=True)  # type: ignore[operator]
+    n = ids.shape[1]
+    assert kv.get_seq_length() == n
+    with pytest.raises(ValueError):
+        kv.crop(5)
+    kv.crop(-3)
+    assert kv.get_seq_length() == n - 3
+
+
+def test_prefix_cache_keeps_common_prefix_and_one_token_to_recompute(
+    small: tuple[object, object],
+) -> None:
+    model, _ = small
+    pc = PrefixCache(model.config)  # type: ignore[attr-defined]
+    assert pc.reuse([1, 2, 3]) == 0
+    with torch.inference_mode():
+        model(input_ids=torch.tensor([[1, 2, 3, 4]]), past_key_values=pc.kv, use_cache=True)  # type: ignore[operator]
+    pc.extend([1, 2, 3, 4])
+    assert pc.reuse([1, 2, 9, 9]) == 2 and pc.kv.get_seq_length() == 2
+    pc.extend([])  # consistent: nothing appended
+    assert pc.reuse([1, 2]) == 1 and pc.kv.get_seq_length() == 1
+    assert common_prefix_len([1, 2, 3], [1, 2, 4]) == 2
+
+
+def test_cache_mismatch_is_never_kept(small: tuple[object, object]) -> None:
+    model, _ = small
+    pc = PrefixCache(model.config)  # type: ignore[attr-defined]
+    pc.fresh()
+    with pytest.raises(RuntimeError, match="KV cache holds 0 positions"):
+        pc.extend([1, 2])
+    assert len(pc) == 0 and pc.kv is None
+
+
+def test_overlong_prompt_keeps_its_end(small: tuple[object, object]) -> None:
+    eng = make_engine(small)
+    long_prompt = CODE[:6000]
+    assert eng.count_tokens(long_prompt) > 512
+    g = eng.generate(GenerationRequest(prompt=long_prompt, max_new_tokens=16))
+    assert g.prompt_tokens == 512 - 16
+    assert g.new_tokens == 16
+
+
+# --- forced prefix, stops, cancellation ---------------------------------------------
+
+
+def test_forced_prefix_after_docstring_starts_the_body(small: tuple[object, object]) -> None:
+    eng = make_engine(small)
+    prompt = 'def add(a, b):\n    """Return the sum."""'
+    g = eng.generate(GenerationRequest(prompt=prompt, forced_prefix="\n    ", max_new_tokens=12))
+    assert g.text.startswith("\n    ")
+    # Also when sampling: the constraint holds for every candidate.
+    for seed in range(3):
+        s = eng.generate(
+            GenerationRequest(
+                prompt=prompt, forced_prefix="\n    ", max_new_tokens=6, temperature=1.0, seed=seed
+            )
+        )
+        assert s.text.startswith("\n    ")
+
+
+def test_forced_prefix_longer_than_one_token(small: tuple[object, object]) -> None:
+    eng = make_engine(small)
+    g = eng.generate(
+        GenerationRequest(prompt="x = 1\n", forced_prefix="return self._value", max_new_tokens=20)
+    )
+    assert g.text.startswith("return self._value")
+
+
+def test_stop_string_cuts_before_it(small: tuple[object, object]) -> None:
+    eng = make_engine(small)
+    prompt = CODE[:700]
+    _, full = reference(small, prompt, 30)
+    stop = full[5:8]
+    assert stop.strip(), "the reference text should have a visible stop candidate"
+    g = eng.generate(GenerationRequest(prompt=prompt, max_new_tokens=30, stop=(stop,)))
+    assert g.finish_reason == "stop"
+    assert g.text == full[: full.index(stop)]
+
+
+def test_stop_fn_is_called_after_every_token(small: tuple[object, object]) -> None:
+    eng = make_engine(small)
+    seen: list[str] = []
+
+    def stop_fn(text: str) -> bool:
+        seen.append(text)
+        return len(seen) == 4
+
+    g = eng.generate(GenerationRequest(prompt=CODE[:300], max_new_tokens=30, stop_fn=stop_fn))
+    assert g.finish_reason == "stop_fn"
+    assert g.new_tokens == 4 and len(seen) == 4
+    assert g.text == seen[-1]
+
+
+def test_should_stop_cancels_between_tokens(small: tuple[object, object]) -> None:
+    eng = make_engine(small)
+    calls = 0
+
+    def should_stop() -> bool:
+        nonlocal calls
+        calls += 1
+        return calls > 3
+
+    g = eng.generate(GenerationRequest(prompt=CODE[:300], max_new_tokens=30), should_stop)
+    assert g.finish_reason == "cancelled"
+    assert g.new_tokens == 3
+
+
+def test_eos_ends_generation(small: tuple[object, object]) -> None:
+    model, tok = small
+    eng = make_engine(small)
+    eos = tok.eos_token_id  # type: ignore[attr-defined]
+    # Make end-of-text the best next token everywhere by biasing the output layer.
+    head = model.get_output_embeddings()  # type: ignore[attr-defined]
+    saved = head.bias.detach().clone()
+    try:
+        with torch.no_grad():
+            head.bias[eos] += 1e4
+        g = eng.generate(GenerationRequest(prompt="x = 1", max_new_tokens=10))
+        assert (g.finish_reason, g.text, g.new_tokens) == ("eos", "", 1)
+        # A forced prefix is still produced first: eos is not allowed while forcing.
+        f = eng.generate(GenerationRequest(prompt="x = 1", forced_prefix="\n", max_new_tokens=10))
+        assert f.finish_reason == "eos" and f.text.startswith("\n")
+        assert f.new_tokens == 2  # one forced token (it may spell more than "\n"), then eos
+    finally:
+        with torch.no_grad():
+            head.bias.copy_(saved)
+
+
+def test_sampling_is_repeatable_with_a_seed(small: tuple[object, object]) -> None:
+    eng = make_engine(small)
+    req = GenerationRequest(
+        prompt=CODE[:300], max_new_tokens=12, temperature=0.9, top_p=0.9, seed=7
+    )
+    a, b = eng.generate(req), eng.generate(req)
+    assert a.text == b.text
+    others = {
+        eng.generate(
+            GenerationRequest(prompt=CODE[:300], max_new_tokens=12, temperature=1.5, seed=s)
+        ).text
+        for s in range(4)
+    }
+    assert len(others) > 1
+
+
+def test_top_p_keeps_the_smallest_set_reaching_p() -> None:
+    probs = torch.tensor([0.5, 0.3, 0.15, 0.05])
+    out = top_p_filter(probs, 0.7)
+    assert out.tolist() == pytest.approx([0.5 / 0.8, 0.3 / 0.8, 0.0, 0.0])
+    assert top_p_filter(probs, 0.01).tolist() == [1.0, 0.0, 0.0, 0.0]
+
+
+def test_bad_request_is_a_clear_error_and_the_engine_keeps_working(
+    small: tuple[object, object],
+) -> None:
+    eng = make_engine(small)
+    with pytest.raises(GenerationError, match="max_new_tokens"):
+        eng.generate(GenerationRequest(prompt="x", max_new_tokens=0))
+    g = eng.generate(GenerationRequest(prompt="", max_new_tokens=3))  # empty prompt: from BOS
+    assert g.prompt_tokens == 1 and 1 <= g.new_tokens <= 3
+
+
+def test_model_error_drops_the_cache(small: tuple[object, object]) -> None:
+    eng = make_engine(small)
+    eng.generate(GenerationRequest(prompt=CODE[:300], max_new_tokens=3))
+    assert eng.cached_tokens > 0
+
+    def boom(text: str) -> bool:
+        raise RuntimeError("stop_fn exploded")
+
+    with pytest.raises(RuntimeError, match="exploded"):
+        eng.generate(GenerationRequest(prompt=CODE[:300], max_new_tokens=3, stop_fn=boom))
+    assert eng.cached_tokens == 0
+    g = eng.generate(GenerationRequest(prompt=CODE[:300], max_new_tokens=3))
+    assert g.reused_tokens == 0 and g.new_tokens == 3
+
+
+def test_token_table_spells_tokens_as_the_tokenizer_decodes_them(
+    small: tuple[object, object],
+) -> None:
+    _, tok = small
+    table = TokenTable(tok, len(tok))  # type: ignore[arg-type]
+    assert table.exact
+    ids = tok.encode(CODE[:400])  # type: ignore[attr-defined]
+    assert b"".join(table.bytes_of[i] or b"" for i in ids).decode() == CODE[:400]
+    assert table.bytes_of[tok.eos_token_id] is None  # type: ignore[attr-defined]
+
+
+# --- prompt-lookup speculative decoding ---------------------------------------------
+
+
+def test_lookup_draft_proposes_what_followed_the_last_ngram() -> None:
+    ctx = [5, 6, 7, 8, 9, 1, 5, 6, 7]
+    assert lookup_draft(ctx, 3) == [8, 9, 1]
+    assert lookup_draft([1, 2, 3], 3) == []
+    # The latest earlier match wins.
+    assert lookup_draft([4, 1, 2, 4, 3, 4], 1) == [3]
