@@ -1,0 +1,236 @@
+-- phi-lsp for Neovim: `require("phi_lsp").setup({...})`.
+--
+-- Starts `phi-lsp --stdio` for Python buffers (vim.lsp.config/enable on 0.11+,
+-- vim.lsp.start on 0.10). Ghost text: Neovim 0.12's vim.lsp.inline_completion,
+-- or this plugin's own (phi_lsp.ghost) on 0.10/0.11.
+local config = require('phi_lsp.config')
+local status = require('phi_lsp.status')
+
+local M = {}
+
+M.name = 'phi_lsp'
+
+--- True when this Neovim has built-in inline completion (0.12+).
+function M.native()
+  return vim.lsp.inline_completion ~= nil and not config.options.force_fallback
+end
+
+local compat = require('phi_lsp.compat')
+local get_clients = compat.get_clients
+
+--- The phi_lsp client attached to `bufnr` (default: current buffer).
+function M.client(bufnr)
+  return get_clients({ bufnr = bufnr or vim.api.nvim_get_current_buf(), name = M.name })[1]
+end
+
+local function feed(key)
+  return vim.api.nvim_replace_termcodes(key, true, false, true)
+end
+
+-- Insert-mode keys for one buffer. Each falls back to the key itself when
+-- there is no suggestion, so <Tab> still indents.
+local function set_keymaps(bufnr)
+  local keys = config.options.keymaps or {}
+  local ghost = require('phi_lsp.ghost')
+  local actions = {
+    accept = function()
+      if M.native() then
+        return vim.lsp.inline_completion.get({ bufnr = bufnr })
+      end
+      return ghost.accept(bufnr)
+    end,
+    next = function()
+      if M.native() then
+        vim.lsp.inline_completion.select({ bufnr = bufnr, count = 1 })
+        return true
+      end
+      return ghost.select(1, bufnr)
+    end,
+    prev = function()
+      if M.native() then
+        vim.lsp.inline_completion.select({ bufnr = bufnr, count = -1 })
+        return true
+      end
+      return ghost.select(-1, bufnr)
+    end,
+    dismiss = function()
+      if M.native() then
+        -- 0.12 has no public dismiss: turning the capability off and on clears it.
+        vim.lsp.inline_completion.enable(false, { bufnr = bufnr })
+        vim.lsp.inline_completion.enable(true, { bufnr = bufnr })
+        return true
+      end
+      return ghost.dismiss(bufnr)
+    end,
+  }
+  for action, fn in pairs(actions) do
+    local lhs = keys[action]
+    if lhs then
+      vim.keymap.set('i', lhs, function()
+        if fn() then
+          return ''
+        end
+        return feed(lhs)
+      end, { buffer = bufnr, expr = true, replace_keycodes = false, desc = 'phi-lsp: ' .. action })
+    end
+  end
+end
+
+local function on_attach(client, bufnr)
+  if M.native() then
+    vim.lsp.inline_completion.enable(config.options.settings.enable ~= false, { bufnr = bufnr })
+  else
+    require('phi_lsp.ghost').attach(bufnr)
+  end
+  set_keymaps(bufnr)
+  if status.state.state == 'stopped' then
+    status.state = { state = 'starting' }
+  end
+end
+
+local function lsp_config()
+  local settings = config.options.settings
+  return {
+    cmd = config.options.cmd,
+    filetypes = config.options.filetypes,
+    root_markers = config.options.root_markers,
+    init_options = settings,
+    -- Answers workspace/configuration (section phiLsp) and is sent with
+    -- workspace/didChangeConfiguration as {settings = {phiLsp = ...}}.
+    settings = { phiLsp = settings },
+    handlers = {
+      ['phiLsp/status'] = status.on_status,
+      ['phiLsp/verification'] = status.on_verification,
+    },
+  }
+end
+
+--- Configure and enable the server. Call once from your config.
+---@param opts table|nil see phi_lsp.config.defaults
+function M.setup(opts)
+  config.set(opts)
+  local group = vim.api.nvim_create_augroup('phi_lsp', { clear = true })
+  vim.api.nvim_create_autocmd('LspAttach', {
+    group = group,
+    callback = function(args)
+      local client = vim.lsp.get_client_by_id(args.data.client_id)
+      if client and client.name == M.name then
+        on_attach(client, args.buf)
+      end
+    end,
+  })
+  if vim.fn.executable(config.options.cmd[1]) ~= 1 then
+    vim.notify(
+      ('phi-lsp: %q not found; install phi-lsp (pip install phi-lsp) or pass cmd = {...} to setup()'):format(
+        config.options.cmd[1]
+      ),
+      vim.log.levels.WARN
+    )
+  end
+  if vim.lsp.config and vim.lsp.enable then
+    vim.lsp.config(M.name, lsp_config())
+    vim.lsp.enable(M.name)
+  else
+    -- Neovim 0.10: start the client per buffer.
+    vim.api.nvim_create_autocmd('FileType', {
+      group = group,
+      pattern = config.options.filetypes,
+      callback = function(args)
+        local cfg = lsp_config()
+        cfg.name = M.name
+        cfg.root_dir = vim.fs.root(args.buf, cfg.root_markers)
+        cfg.root_markers = nil
+        vim.lsp.start(cfg, { bufnr = args.buf })
+      end,
+    })
+  end
+end
+
+--- Change server settings at runtime (sent as workspace/didChangeConfiguration).
+---@param changes table camelCase server settings, e.g. {verify = "prefer"}
+function M.set(changes)
+  local settings = vim.tbl_extend('force', config.options.settings, changes)
+  config.options.settings = settings
+  if vim.lsp.config then
+    vim.lsp.config(M.name, { init_options = settings, settings = { phiLsp = settings } })
+  end
+  for _, client in ipairs(get_clients({ name = M.name })) do
+    client.settings = { phiLsp = settings }
+    compat.notify(client, 'workspace/didChangeConfiguration', { settings = client.settings })
+  end
+end
+
+--- Turn suggestions on or off (setting `enable`).
+function M.toggle()
+  local on = config.options.settings.enable == false
+  M.set({ enable = on })
+  if M.native() then
+    vim.lsp.inline_completion.enable(on)
+  else
+    for _, buf in ipairs(vim.api.nvim_list_bufs()) do
+      require('phi_lsp.ghost').clear(buf)
+    end
+  end
+  vim.notify('phi-lsp suggestions ' .. (on and 'on' or 'off'))
+end
+
+--- Restart the server for every buffer it serves.
+function M.restart()
+  local bufs = {}
+  for _, client in ipairs(get_clients({ name = M.name })) do
+    for buf in pairs(client.attached_buffers or {}) do
+      bufs[#bufs + 1] = buf
+    end
+    compat.stop(client)
+  end
+  status.state = { state = 'stopped' }
+  vim.defer_fn(function()
+    for _, buf in ipairs(bufs) do
+      if vim.api.nvim_buf_is_valid(buf) then
+        vim.api.nvim_exec_autocmds('FileType', { buffer = buf })
+      end
+    end
+  end, 500)
+end
+
+--- Run the docstring examples of the function under the cursor (`:PhiLspVerify`).
+--- `done(result|nil, err|nil)` is called with the server's reply.
+---@param done fun(result: table|nil, err: string|nil)|nil
+function M.verify(done)
+  local bufnr = vim.api.nvim_get_current_buf()
+  local client = M.client(bufnr)
+  if not client then
+    local msg = 'phi-lsp is not attached to this buffer (see :checkhealth phi_lsp)'
+    vim.notify(msg, vim.log.levels.WARN)
+    if done then
+      done(nil, msg)
+    end
+    return
+  end
+  local params = vim.lsp.util.make_position_params(0, client.offset_encoding)
+  local cmd = { command = 'phiLsp.verifyFunction', arguments = { params.textDocument.uri, params.position } }
+  local line = params.position.line
+  compat.request(client, 'workspace/executeCommand', cmd, function(err, result)
+    if err or type(result) ~= 'table' then
+      local msg = 'phi-lsp verify failed: ' .. (err and err.message or 'no result')
+      vim.notify(msg, vim.log.levels.ERROR)
+      if done then
+        done(nil, msg)
+      end
+      return
+    end
+    status.show_verification(bufnr, line, result)
+    local lines = { 'phi-lsp: ' .. status.badge(result) .. ' (' .. (result.status or '?') .. ')' }
+    for _, r in ipairs(result.results or {}) do
+      lines[#lines + 1] = ('%s %s -> %s'):format(r.ok and '✓' or '✗', r.source or '', r.got or '')
+    end
+    vim.notify(table.concat(lines, '\n'), result.status == 'passed' and vim.log.levels.INFO or vim.log.levels.WARN)
+    if done then
+      done(result, nil)
+    end
+  end, bufnr)
+end
+
+M.statusline = status.statusline
+
+return M
