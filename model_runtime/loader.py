@@ -11,5 +11,11 @@ def load_engine(spec: str, device: str = "auto", dtype: str = "auto", **options:
 
         delay = float(options.get("replay_delay_s", 0.0))  # type: ignore[arg-type]
         return ReplayEngine(spec.removeprefix("replay:"), delay_s=delay)
+    if spec.startswith("openai:"):
+        # A remote OpenAI-compatible server; options: remote_model, api_key_env, timeout_s,
+        # verify_tls (see backends/openai.py). device/dtype are the server's business.
+        from model_runtime.backends.openai import OpenAIEngine
+
+        return OpenAIEngine(spec.removeprefix("openai:"), **options)  # type: ignore[arg-type]
     # TODO(foundation): tiny, random:phi-1, directories, hub ids, openai:URL.
     raise ModelLoadError(f"model spec {spec!r} is not supported yet")
