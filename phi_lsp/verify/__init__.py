@@ -1,0 +1,223 @@
+"""Check code against the examples its own docstring gives.
+
+``verify_function(source, "f")`` extracts the examples of ``f`` (``examples.py``) and
+runs them against the module as written, in a sandboxed child process (``sandbox.py``).
+Blocking: call it from a worker thread (``asyncio.to_thread``), never the event loop;
+set ``cancel`` to kill the child.
+"""
+
+from __future__ import annotations
+
+import ast
+import threading
+import time
+from dataclasses import dataclass
+
+from phi_lsp.verify.examples import Check, ExtractResult, Skipped, extract
+from phi_lsp.verify.sandbox import Limits, VerifyResult, run_checks, shutdown_pool
+
+__all__ = [
+    "Check",
+    "ExtractResult",
+    "FunctionReport",
+    "Limits",
+    "Skipped",
+    "VerifyResult",
+    "extract",
+    "find_function",
+    "shutdown_pool",
+    "verify_function",
+    "verify_source",
+]
+
+
+@dataclass
+class FunctionReport:
+    """One function of ``verify_source``: its name, 1-based ``def`` line and result."""
+
+    name: str
+    line: int
+    result: VerifyResult
+
+    def as_dict(self) -> dict:
+        r = self.result
+        return {
+            "name": self.name,
+            "line": self.line,
+            "examples": r.examples,
+            "passed": r.passed,
+            "failed": r.failed,
+            "status": r.status,
+            "reason": r.reason,
+            "results": r.results,
+            "skipped": r.skipped,
+            "elapsed_ms": r.elapsed_ms,
+        }
+
+
+FunctionNode = ast.FunctionDef | ast.AsyncFunctionDef
+
+
+def find_function(tree: ast.Module, name: str) -> FunctionNode | None:
+    """``name`` or ``Class.method`` (classes nested to any depth) among top-level defs."""
+    *outer, last = name.split(".")
+    body = tree.body
+    for part in outer:
+        cls = next((n for n in body if isinstance(n, ast.ClassDef) and n.name == part), None)
+        if cls is None:
+            return None
+        body = cls.body
+    return next(
+        (
+            n
+            for n in body
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == last
+        ),
+        None,
+    )
+
+
+def _functions(tree: ast.Module) -> list[tuple[str, FunctionNode]]:
+    found: list[tuple[str, FunctionNode]] = []
+
+    def walk(body: list[ast.stmt], prefix: str) -> None:
+        for node in body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                found.append((prefix + node.name, node))
+            elif isinstance(node, ast.ClassDef):
+                walk(node.body, f"{prefix}{node.name}.")
+
+    walk(tree.body, "")
+    return found
+
+
+def _params(node: FunctionNode, is_method: bool) -> tuple[list[str], int]:
+    a = node.args
+    positional = [p.arg for p in (*a.posonlyargs, *a.args)]
+    decorators = {ast.unparse(d) for d in node.decorator_list}
+    if is_method and "staticmethod" not in decorators and positional:
+        positional = positional[1:]  # self / cls
+    required = len(positional) - len(a.defaults)
+    required += sum(1 for d in a.kw_defaults if d is None)
+    return positional + [p.arg for p in a.kwonlyargs], max(required, 0)
+
+
+def _docstring_node(node: FunctionNode) -> ast.Constant | None:
+    if node.body and isinstance(node.body[0], ast.Expr):
+        value = node.body[0].value
+        if isinstance(value, ast.Constant) and isinstance(value.value, str):
+            return value
+    return None
+
+
+def _verify_node(
+    source: str,
+    name: str,
+    node: FunctionNode,
+    *,
+    timeout_s: float,
+    path: str | None,
+    cancel: threading.Event | None,
+    limits: Limits | None,
+) -> VerifyResult:
+    t0 = time.perf_counter()
+    def_line = node.lineno
+    doc = _docstring_node(node)
+    if doc is None:
+        return VerifyResult(
+            "no-examples", reason=f"{name} has no docstring", function=name, line=def_line
+        )
+    params, required = _params(node, "." in name)
+    found = extract(doc.value, name, params, required)
+    skipped = [
+        {"line": doc.lineno + s.line, "text": s.text, "reason": s.reason} for s in found.skipped
+    ]
+    result = run_checks(
+        source,
+        name,
+        found.checks,
+        timeout_s,
+        line_offset=doc.lineno,
+        path=path,
+        cancel=cancel,
+        limits=limits,
+    )
+    result.function, result.line, result.skipped = name, def_line, skipped
+    if result.status == "no-examples" and skipped:
+        result.reason = f"no example could be extracted ({len(skipped)} skipped, see skipped)"
+    result.elapsed_ms = round((time.perf_counter() - t0) * 1000, 1)
+    return result
+
+
+def verify_function(
+    source: str,
+    function_name: str,
+    *,
+    timeout_s: float = 3.0,
+    line: int | None = None,
+    path: str | None = None,
+    cancel: threading.Event | None = None,
+    limits: Limits | None = None,
+) -> VerifyResult:
+    """Run the docstring examples of ``function_name`` (``f`` or ``Class.method``) as
+    defined in ``source``, a whole module: its imports and other top-level definitions
+    are available as in the file. ``line`` (1-based ``def`` line) picks one of several
+    definitions of the same name. Never raises for bad input: the result says why."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as e:
+        return VerifyResult(
+            "error",
+            reason=f"the module does not parse: line {e.lineno}: {e.msg}",
+            function=function_name,
+        )
+    candidates = [n for q, n in _functions(tree) if q == function_name]
+    node = None
+    if line is not None:
+        node = next((n for n in candidates if n.lineno == line), None)
+    node = node or (candidates[-1] if candidates else find_function(tree, function_name))
+    if node is None:
+        why = f"no function named {function_name}"
+        if "." in function_name:
+            why += " (nested functions cannot run on their own; methods are Class.method)"
+        return VerifyResult("error", reason=why, function=function_name)
+    return _verify_node(
+        source,
+        function_name,
+        node,
+        timeout_s=timeout_s,
+        path=path,
+        cancel=cancel,
+        limits=limits,
+    )
+
+
+def verify_source(
+    source: str,
+    function: str | None = None,
+    timeout_s: float = 3.0,
+    *,
+    path: str | None = None,
+    cancel: threading.Event | None = None,
+    limits: Limits | None = None,
+) -> list[FunctionReport]:
+    """The examples of every function (top level and methods), or only ``function``.
+
+    Raises ``SyntaxError`` when ``source`` does not parse and ``LookupError`` when
+    ``function`` is not defined in it.
+    """
+    tree = ast.parse(source)
+    reports = []
+    targets = _functions(tree)
+    if function is not None:
+        targets = [(q, n) for q, n in targets if q == function]
+        if not targets:
+            raise LookupError(f"no function named {function}")
+    for name, node in targets:
+        if cancel is not None and cancel.is_set():
+            break
+        result = _verify_node(
+            source, name, node, timeout_s=timeout_s, path=path, cancel=cancel, limits=limits
+        )
+        reports.append(FunctionReport(name, node.lineno, result))
+    return reports
