@@ -1,0 +1,221 @@
+"""Python API for scripts: the headless pipeline without a server.
+
+    from phi_lsp import complete_source
+    result = complete_source(open("m.py").read(), function="add", model="tiny")
+    result["source"]        # the completed text
+    result["completions"]   # the same records as ``phi-lsp complete --json``
+
+One engine per (model, device, dtype) is loaded on first use and reused by later
+calls in the same process.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from phi_lsp.completion import Completer, Completion
+from phi_lsp.context import FunctionInfo, functions
+from phi_lsp.documents import Document, index_to_utf16
+from phi_lsp.settings import Settings
+from phi_lsp.settings import parse as parse_settings
+
+__all__ = [
+    "TargetError",
+    "complete_file",
+    "complete_source",
+    "fill",
+    "get_completer",
+    "verify_source",
+]
+
+Progress = Callable[[int, int, str], None]
+
+
+class TargetError(ValueError):
+    """The request names no function of the source (bad line, unknown name, ...)."""
+
+
+_lock = threading.Lock()
+_completers: dict[tuple[str, str, str], Completer] = {}
+
+
+def get_completer(settings: Settings) -> Completer:
+    """The Completer for ``settings.model``, loading the engine once per process."""
+    from model_runtime import load_engine
+
+    key = (settings.model, settings.device, settings.dtype)
+    with _lock:
+        c = _completers.get(key)
+        if c is None:
+            engine = load_engine(settings.model, device=settings.device, dtype=settings.dtype)
+            c = _completers[key] = Completer(engine, settings)
+        c.settings = settings
+        return c
+
+
+def _settings(model: str | None, settings: Settings | None, overrides: dict[str, Any]) -> Settings:
+    s = settings or Settings()
+    if model is not None:
+        overrides = {**overrides, "model": model}
+    s, warnings = parse_settings(overrides, s)
+    if warnings:
+        raise ValueError("; ".join(warnings))
+    return s
+
+
+def select(
+    doc: Document,
+    *,
+    line: int | None = None,
+    function: str | None = None,
+    all: bool = False,
+) -> list[FunctionInfo]:
+    """The functions to fill: at a 1-based line, by (qualified) name, or every empty one."""
+    fns = functions(doc)
+    if line is not None:
+        hits = [f for f in fns if f.first_line <= line - 1 <= f.last_line]
+        if not hits:
+            raise TargetError(f"no function at line {line}")
+        return [max(hits, key=lambda f: f.first_line)]  # the innermost
+    if function is not None:
+        hits = [f for f in fns if f.qualname == function]
+        if not hits and "." not in function:
+            hits = [f for f in fns if f.qualname.rsplit(".", 1)[-1] == function]
+        if not hits:
+            raise TargetError(f"no function named {function!r}")
+        if len(hits) > 1:
+            names = ", ".join(f"{f.qualname} (line {f.def_line + 1})" for f in hits)
+            raise TargetError(f"{function!r} is ambiguous: {names}")
+        return hits
+    if all:
+        return [f for f in fns if f.empty]
+    raise TargetError("say which function: line, at, function or all")
+
+
+def _parse_at(at: str | tuple[int, int]) -> tuple[int, int]:
+    if isinstance(at, str):
+        try:
+            ln, col = (int(x) for x in at.split(":"))
+        except ValueError:
+            raise TargetError(f"--at wants LINE:COL (1-based), got {at!r}") from None
+    else:
+        ln, col = at
+    if ln < 1 or col < 1:
+        raise TargetError(f"--at LINE:COL is 1-based, got {ln}:{col}")
+    return ln, col
+
+
+def fill(
+    completer: Completer,
+    source: str,
+    *,
+    line: int | None = None,
+    at: str | tuple[int, int] | None = None,
+    function: str | None = None,
+    all: bool = False,
+    progress: Progress | None = None,
+) -> tuple[str, list[Completion]]:
+    """Complete ``source``; returns the new text and the records (ranges in ``source``)."""
+    doc = Document(source)
+    newline = "\r\n" if "\r\n" in source else "\n"
+    records: list[Completion] = []
+    if at is not None:
+        ln, col = _parse_at(at)
+        if ln > doc.line_count:
+            raise TargetError(f"line {ln} is past the end ({doc.line_count} lines)")
+        text = doc.line_text(ln - 1)
+        if col - 1 > len(text):
+            raise TargetError(f"column {col} is past the end of line {ln} ({len(text)} characters)")
+        character = index_to_utf16(text, col - 1)
+        if completer_context_missing(doc, ln - 1, character):
+            raise TargetError(f"{ln}:{col} is not inside a function body")
+        c = completer.complete(doc, ln - 1, character)
+        if progress:
+            progress(1, 1, c.function if c else "")
+        if c is not None:
+            records.append(c)
+    else:
+        targets = select(doc, line=line, function=function, all=all)
+        for i, fn in enumerate(targets):
+            c = completer.fill(doc, fn)
+            if progress:
+                progress(i + 1, len(targets), fn.qualname)
+            if c is not None:
+                records.append(c)
+    for c in records:
+        if newline != "\n":
+            c.text = c.text.replace("\n", newline)
+    return apply(doc, records), records
+
+
+def completer_context_missing(doc: Document, line: int, character: int) -> bool:
+    from phi_lsp.context import extract
+
+    return extract(doc, doc.offset_at(line, character)) is None
+
+
+def apply(doc: Document, records: list[Completion]) -> str:
+    """The text with each record's ``text`` replacing its ``range`` (non-overlapping)."""
+    text = doc.text
+    spans = []
+    for c in records:
+        s, e = c.range["start"], c.range["end"]
+        spans.append(
+            (
+                doc.offset_at(s["line"], s["character"]),
+                doc.offset_at(e["line"], e["character"]),
+                c.text,
+            )
+        )
+    for start, end, new in sorted(spans, reverse=True):
+        text = text[:start] + new + text[end:]
+    return text
+
+
+def complete_source(
+    source: str,
+    *,
+    line: int | None = None,
+    at: str | tuple[int, int] | None = None,
+    function: str | None = None,
+    all: bool = False,
+    model: str | None = None,
+    settings: Settings | None = None,
+    **setting_overrides: Any,
+) -> dict[str, Any]:
+    """Fill function bodies of ``source``. Exactly one of line (1-based), at ((line, col),
+    1-based), function (``name`` or ``Class.method``) or all=True. Extra keywords are
+    settings (``max_new_tokens=64``, ``verify="prefer"``, ``candidates=4`` ...).
+
+    Returns ``{"file": None, "model", "completions": [records], "source": new text}``.
+    Raises TargetError for a bad target, ModelLoadError for a bad model spec.
+    """
+    if sum(x is not None and x is not False for x in (line, at, function, all or None)) != 1:
+        raise TargetError("give exactly one of line, at, function or all=True")
+    s = _settings(model, settings, setting_overrides)
+    completer = get_completer(s)
+    new, records = fill(completer, source, line=line, at=at, function=function, all=all)
+    return {
+        "file": None,
+        "model": completer.model_name,
+        "completions": [c.as_record() for c in records],
+        "source": new,
+    }
+
+
+def complete_file(path: str | Path, **kwargs: Any) -> dict[str, Any]:
+    """``complete_source`` on a file's text (the file is not written); ``file`` is set."""
+    p = Path(path)
+    result = complete_source(p.read_bytes().decode("utf-8"), **kwargs)  # keeps CRLF
+    result["file"] = str(p)
+    return result
+
+
+def verify_source(source: str, function: str, timeout_s: float = 3.0) -> Any:
+    """Run ``function``'s docstring examples against ``source`` (see phi_lsp.verify)."""
+    from phi_lsp.verify import verify_function
+
+    return verify_function(source, function, timeout_s)

@@ -1,0 +1,307 @@
+"""The completion pipeline, shared by the language server, ``phi-lsp complete`` and the API.
+
+    ctx    = context.extract(doc, cursor)           # tree-sitter: function, docstring, ...
+    prompt = prompt.build(ctx, window - new tokens)  # Phi-1 style, stable prefix first
+    stop   = postprocess.Stopper(ctx, forced)        # end of body / repeated suffix
+    text   = cache.lookup(prompt) or model(prompt, stop_fn=stop)
+    text   = stop.finish(text)                       # cut, trim, keep the function parseable
+    (verification: up to K candidates, passing ones first; see ``_choose``)
+
+``Completer`` takes a ``model_runtime.Worker`` (server: one thread owns the model) or
+an ``Engine`` (scripts: generate on the calling thread).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from model_runtime import Generation, GenerationRequest
+from phi_lsp import context as context_mod
+from phi_lsp import prompt as prompt_mod
+from phi_lsp.context import Context, FunctionInfo
+from phi_lsp.documents import Document
+from phi_lsp.postprocess import Stopper
+from phi_lsp.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Completion:
+    """One suggestion; also the ``--json`` record."""
+
+    function: str
+    line: int  # 0-based line of the `def`
+    text: str  # text that replaces ``range``
+    range: dict  # LSP range, 0-based, UTF-16 characters
+    latency_ms: float
+    verified: bool | None = None
+    examples: dict | None = None
+    candidates_tried: int = 1
+    status: str = ""
+    cached: bool = field(default=False, repr=False)
+
+    def as_record(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("cached")
+        d["latency_ms"] = round(self.latency_ms, 1)
+        return d
+
+
+class SuggestionCache:
+    """LRU of recent (prompt → model output). A prompt that extends a cached prompt with
+    exactly the characters the model had suggested (the user typed along) is answered
+    with the rest of that suggestion, without the model."""
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = size
+        self._entries: OrderedDict[str, tuple[str, str]] = OrderedDict()  # prompt -> (out, finish)
+        self.hits = 0
+        self._lock = threading.Lock()
+
+    def lookup(self, prompt: str, forced: str) -> tuple[str, str] | None:
+        before = prompt + forced
+        with self._lock:
+            for p, (out, finish) in reversed(self._entries.items()):
+                if not before.startswith(p):
+                    continue
+                full = p + out
+                if full.startswith(before) and full[len(before) :].strip():
+                    self._entries.move_to_end(p)
+                    self.hits += 1
+                    return forced + full[len(before) :], finish
+        return None
+
+    def store(self, prompt: str, out: str, finish: str) -> None:
+        with self._lock:
+            self._entries[prompt] = (out, finish)
+            self._entries.move_to_end(prompt)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+class Cancelled(Exception):
+    """The request was cancelled or superseded."""
+
+
+class Completer:
+    def __init__(
+        self,
+        worker: Any,
+        settings: Settings | None = None,
+        *,
+        count_tokens: Callable[[str], int] | None = None,
+        cache_size: int = 64,
+    ) -> None:
+        self.backend = worker  # a Worker (has submit) or an Engine (has generate)
+        self.settings = settings or Settings()
+        self.cache = SuggestionCache(cache_size)
+        counter = count_tokens or getattr(worker, "count_tokens", None)
+        self.count_tokens: Callable[[str], int] = counter or prompt_mod.estimate_tokens
+        self.timings: dict[str, float] = {}  # last request: pipeline vs model time, ms
+
+    # --- public ---------------------------------------------------------------------
+
+    @property
+    def context_length(self) -> int:
+        info = getattr(self.backend, "info", None)
+        if info is None and hasattr(self.backend, "ready"):
+            info = self.backend.ready().result()  # raises ModelLoadError if loading failed
+        return int(getattr(info, "context_length", 2048) or 2048)
+
+    @property
+    def model_name(self) -> str:
+        info = getattr(self.backend, "info", None)
+        if info is None and hasattr(self.backend, "ready"):
+            info = self.backend.ready().result()
+        return str(getattr(info, "spec", "") or self.settings.model)
+
+    def complete(
+        self,
+        source: str | Document,
+        line: int,
+        character: int,
+        *,
+        key: str = "",
+        cancel: threading.Event | None = None,
+    ) -> Completion | None:
+        """A suggestion at an LSP position (0-based, UTF-16), inserted at the cursor.
+        Blocking: the server calls it through ``asyncio.to_thread``."""
+        t0 = time.perf_counter()
+        doc = source if isinstance(source, Document) else Document(source)
+        offset = doc.offset_at(line, character)
+        ctx = context_mod.extract(doc, offset)
+        if ctx is None:
+            return None
+        chosen = self._choose(ctx, doc.text, key=key, cancel=cancel)
+        if chosen is None or not chosen.text:
+            return None
+        pos = {"line": line, "character": doc.position_at(offset)[1]}
+        chosen.range = {"start": pos, "end": dict(pos)}
+        chosen.latency_ms = (time.perf_counter() - t0) * 1000
+        return chosen
+
+    def fill(
+        self, doc: Document, fn: FunctionInfo, *, cancel: threading.Event | None = None
+    ) -> Completion | None:
+        """A new body for ``fn`` (after its docstring); ``range`` is in ``doc``'s text."""
+        t0 = time.perf_counter()
+        slot = context_mod.body_slot(doc, fn.node)
+        vdoc = Document(slot.virtual)
+        ctx = context_mod.extract(vdoc, slot.cursor)
+        if ctx is None:
+            return None
+        chosen = self._choose(ctx, slot.virtual, key="", cancel=cancel)
+        if chosen is None or not chosen.text.strip():
+            return None
+        start, end = doc.position_at(slot.start), doc.position_at(slot.end)
+        chosen.text = slot.lead + chosen.text
+        chosen.range = {
+            "start": {"line": start[0], "character": start[1]},
+            "end": {"line": end[0], "character": end[1]},
+        }
+        chosen.latency_ms = (time.perf_counter() - t0) * 1000
+        return chosen
+
+    # --- the pipeline ------------------------------------------------------------------
+
+    def _choose(
+        self, ctx: Context, source: str, *, key: str, cancel: threading.Event | None
+    ) -> Completion | None:
+        """Greedy first; with verification on, more sampled candidates until one passes."""
+        s = self.settings
+        t0 = time.perf_counter()
+        budget = self.context_length - s.max_new_tokens
+        p = prompt_mod.build(ctx, budget, self.count_tokens)
+        t_prompt = time.perf_counter()
+        stopper = Stopper(ctx, p.forced_prefix)
+        rec = Completion(ctx.function, ctx.def_line, "", {}, 0.0)
+        verify = _verifier() if s.verify != "off" else None
+        k = s.candidates if verify is not None else 1
+        best: tuple[int, Completion] | None = None
+        model_ms = 0.0
+        tried = 0
+        for i in range(k):
+            if cancel is not None and cancel.is_set():
+                return None
+            tm = time.perf_counter()
+            got = self._generate(p, stopper, key, cancel, seed=None if i == 0 else i)
+            model_ms += (time.perf_counter() - tm) * 1000
+            if got is None:
+                return None
+            text, cached = got
+            tried += 1
+            cand = Completion(
+                ctx.function, ctx.def_line, text, {}, 0.0, candidates_tried=i + 1, cached=cached
+            )
+            if verify is None:
+                best = (0, cand)
+                break
+            rank = self._verify(verify, ctx, source, cand)
+            if best is None or rank > best[0]:
+                best = (rank, cand)
+            if cand.status == "passed" or cand.status == "no-examples":
+                break
+        if best is None:
+            return None
+        rank, rec = best
+        rec.candidates_tried = tried
+        if verify is not None and s.verify == "require" and rec.verified is False:
+            return None
+        total = (time.perf_counter() - t0) * 1000
+        self.timings = {
+            "prompt_ms": (t_prompt - t0) * 1000,
+            "model_ms": model_ms,
+            "pipeline_ms": total - model_ms,
+            "prompt_tokens": p.tokens,
+        }
+        return rec
+
+    def _generate(
+        self,
+        p: prompt_mod.Prompt,
+        stopper: Stopper,
+        key: str,
+        cancel: threading.Event | None,
+        seed: int | None,
+    ) -> tuple[str, bool] | None:
+        """(suggestion, came from the cache) or None when cancelled."""
+        s = self.settings
+        if seed is None:
+            hit = self.cache.lookup(p.text, p.forced_prefix)
+            if hit is not None:
+                out, finish = hit
+                return stopper.finish(out, truncated=finish == "length"), True
+        req = GenerationRequest(
+            prompt=p.text,
+            forced_prefix=p.forced_prefix,
+            max_new_tokens=s.max_new_tokens,
+            temperature=0.0 if seed is None else s.temperature,
+            top_p=1.0 if seed is None else s.top_p,
+            seed=seed,
+            stop_fn=stopper,
+            key=key,
+        )
+        gen = self._run(req, cancel)
+        if gen.finish_reason == "cancelled":
+            return None
+        if seed is None:
+            self.cache.store(p.text, gen.text, gen.finish_reason)
+        return stopper.finish(gen.text, truncated=gen.finish_reason == "length"), False
+
+    def _run(self, req: GenerationRequest, cancel: threading.Event | None) -> Generation:
+        submit = getattr(self.backend, "submit", None)
+        if submit is None:  # an Engine: generate here
+            should_stop = cancel.is_set if cancel is not None else None
+            return self.backend.generate(req, should_stop)
+        fut: concurrent.futures.Future[Generation] = submit(req)
+        while True:
+            try:
+                return fut.result(timeout=0.02)
+            except concurrent.futures.TimeoutError:
+                if cancel is not None and cancel.is_set():
+                    fut.cancel()
+                    return Generation(text="", finish_reason="cancelled")
+            except concurrent.futures.CancelledError:
+                return Generation(text="", finish_reason="cancelled")
+
+    def _verify(self, verify: Any, ctx: Context, source: str, cand: Completion) -> int:
+        """Run the docstring's examples on the candidate; rank: 2 passed, 1 no examples,
+        0 failed/error/timeout. Fills the record's verification fields."""
+        spliced = source[: ctx.cursor] + cand.text + source[ctx.cursor :]
+        try:
+            res = verify(spliced, ctx.function, self.settings.verify_timeout_ms / 1000)
+        except Exception as e:  # a broken verifier must not lose the suggestion
+            log.warning("verification failed to run: %s", e)
+            cand.status = "error"
+            return 0
+        cand.status = str(getattr(res, "status", "error"))
+        passed, failed = int(getattr(res, "passed", 0)), int(getattr(res, "failed", 0))
+        cand.examples = {"passed": passed, "failed": failed}
+        if cand.status == "no-examples":
+            cand.verified = None
+            return 1
+        cand.verified = cand.status == "passed"
+        return 2 if cand.verified else 0
+
+
+def _verifier() -> Callable[..., Any] | None:
+    try:
+        from phi_lsp.verify import verify_function
+    except ImportError:
+        log.warning(
+            "verification is on but phi_lsp.verify is not available; suggestions unverified"
+        )
+        return None
+    return verify_function

@@ -1,0 +1,170 @@
+"""``phi-lsp complete FILE``: fill function bodies headless (diff, JSON or in place)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import difflib
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from phi_lsp.cli import UsageError
+from phi_lsp.settings import Settings
+from phi_lsp.settings import parse as parse_settings
+
+PYTHON_SUFFIXES = (".py", ".pyi", ".pyw")
+
+
+def read_python(path: Path) -> tuple[bytes, str]:
+    """The file's bytes and text; UsageError for anything that is not a Python text file."""
+    if not path.exists():
+        raise UsageError(f"{path}: no such file")
+    if path.is_dir():
+        raise UsageError(f"{path}: is a directory, not a Python file")
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise UsageError(f"{path}: cannot read: {e.strerror or e}") from None
+    if b"\0" in data:
+        raise UsageError(f"{path}: binary file, not Python source")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UsageError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    first = text.split("\n", 1)[0]
+    if path.suffix not in PYTHON_SUFFIXES and not (first.startswith("#!") and "python" in first):
+        raise UsageError(f"{path}: not a Python file (expected {', '.join(PYTHON_SUFFIXES)})")
+    return data, text
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    raw = {
+        "model": args.model,
+        "device": args.device,
+        "dtype": args.dtype,
+        "maxNewTokens": args.max_new_tokens,
+        "temperature": args.temperature,
+        "candidates": args.candidates,
+    }
+    if getattr(args, "verify", False):
+        raw["verify"] = "require" if args.write else "prefer"
+    s, warnings = parse_settings(raw)
+    if warnings:
+        # Flags are the user's words: name them as flags.
+        raise UsageError(
+            warnings[0].replace("phiLsp.", "--").replace("maxNewTokens", "max-new-tokens")
+        )
+    return s
+
+
+class _Progress:
+    """``--all`` progress on stderr: a bar on a terminal, one line per function otherwise."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+
+    def __call__(self, i: int, n: int, name: str) -> None:
+        if self.tty:
+            width = 24
+            done = width * i // max(n, 1)
+            sys.stderr.write(f"\r[{'#' * done}{'.' * (width - done)}] {i}/{n} {name[:40]:<40}")
+            if i == n:
+                sys.stderr.write("\n")
+        else:
+            sys.stderr.write(f"phi-lsp complete: {i}/{n} {name}\n")
+        sys.stderr.flush()
+
+
+def write_atomic(path: Path, original: bytes, text: str) -> None:
+    """Replace ``path`` with ``text`` via a temp file in its directory; refuse if the
+    file changed since ``original`` was read."""
+    data = text.encode("utf-8")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, path.stat().st_mode & 0o7777)
+        if path.read_bytes() != original:
+            raise UsageError(f"{path}: changed on disk while completing; not written")
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def run_complete(args: argparse.Namespace) -> int:
+    from model_runtime import ModelLoadError
+    from phi_lsp import api
+
+    path = Path(args.file)
+    original, source = read_python(path)
+    s = settings_from_args(args)
+    use_all = args.all or not (args.line or args.at or args.function)
+    if args.line is not None and args.line < 1:
+        raise UsageError(f"--line is 1-based, got {args.line}")
+    # Check the target before loading a model: bad input answers fast.
+    try:
+        if args.at is None:
+            from phi_lsp.documents import Document
+
+            api.select(Document(source), line=args.line, function=args.function, all=use_all)
+    except api.TargetError as e:
+        raise UsageError(f"{path}: {e}") from None
+    try:
+        completer = api.get_completer(s)
+    except ModelLoadError as e:
+        raise UsageError(f"--model {s.model}: {e}") from None
+    progress = _Progress() if use_all else None
+    try:
+        new, records = api.fill(
+            completer,
+            source,
+            line=args.line,
+            at=args.at,
+            function=args.function,
+            all=use_all,
+            progress=progress,
+        )
+    except api.TargetError as e:
+        raise UsageError(f"{path}: {e}") from None
+    if s.verify != "off" and args.write:
+        # Never write an unverified body: keep only the ones whose examples passed.
+        kept = [c for c in records if c.verified]
+        for c in records:
+            if not c.verified:
+                print(
+                    f"phi-lsp complete: {c.function}: not written ({c.status or 'unverified'})",
+                    file=sys.stderr,
+                )
+        from phi_lsp.documents import Document
+
+        new = api.apply(Document(source), kept)
+    if args.json:
+        out = {
+            "file": str(path),
+            "model": completer.model_name,
+            "completions": [c.as_record() for c in records],
+        }
+        print(json.dumps(out))
+    elif args.write:
+        if new != source:
+            write_atomic(path, original, new)
+        print(f"phi-lsp complete: {path}: filled {len(records)} function(s)", file=sys.stderr)
+    else:
+        diff = difflib.unified_diff(
+            source.splitlines(keepends=True),
+            new.splitlines(keepends=True),
+            fromfile=f"a/{path}",
+            tofile=f"b/{path}",
+        )
+        sys.stdout.writelines(diff)
+    if not records and not use_all:
+        print("phi-lsp complete: the model suggested nothing", file=sys.stderr)
+        return 1
+    return 0
