@@ -281,7 +281,12 @@ class Completer:
         0 failed/error/timeout. Fills the record's verification fields."""
         spliced = source[: ctx.cursor] + cand.text + source[ctx.cursor :]
         try:
-            res = verify(spliced, ctx.function, self.settings.verify_timeout_ms / 1000)
+            res = verify(
+                spliced,
+                ctx.function,
+                timeout_s=self.settings.verify_timeout_ms / 1000,
+                line=ctx.def_line + 1,
+            )
         except Exception as e:  # a broken verifier must not lose the suggestion
             log.warning("verification failed to run: %s", e)
             cand.status = "error"
