@@ -29,6 +29,20 @@ def _add_model_flags(p: argparse.ArgumentParser, default_model: str | None = Non
     p.add_argument(
         "--dtype", default="auto", choices=["auto", "float16", "bfloat16", "float32", "int8"]
     )
+    _add_remote_flags(p)
+
+
+def _add_remote_flags(p: argparse.ArgumentParser) -> None:
+    # For --model openai:URL (settings remoteModel, apiKeyEnv; see docs/deploy.md).
+    p.add_argument(
+        "--remote-model", default=None, help="model name to ask an openai:URL server for"
+    )
+    p.add_argument(
+        "--api-key-env",
+        default=None,
+        metavar="VAR",
+        help="environment variable holding the openai:URL server's API key",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     info.add_argument("--dtype", default="auto")
     info.add_argument("--json", action="store_true")
+    _add_remote_flags(info)
     bt = msub.add_parser("build-tiny", help="train the small offline test model into the cache")
     bt.add_argument("--force", action="store_true", help="rebuild even if cached")
 
@@ -100,6 +115,7 @@ def _add_serve_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=2087)
     p.add_argument("--model", default=None, help="override the model setting")
+    _add_remote_flags(p)
     p.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"])
     p.add_argument("--log-level", default=None, choices=["debug", "info", "warning", "error"])
     p.add_argument("--log-file", default=None, help="also log here (default: the user log dir)")
