@@ -172,6 +172,7 @@ class OpenAIEngine:
         max_retries: int = 3,
         backoff_s: float = 0.25,
         max_backoff_s: float = 4.0,
+        extra_body: dict[str, Any] | None = None,
         transport: httpx.BaseTransport | None = None,
         **_: object,
     ) -> None:
@@ -188,6 +189,9 @@ class OpenAIEngine:
                     "the editor"
                 )
         self._timeout_s = float(timeout_s)
+        # Server-specific sampling fields sent with every completion (vLLM's min_tokens,
+        # a logit_bias, ...); the request's own fields win.
+        self._extra_body = dict(extra_body or {})
         self._max_retries = max(0, int(max_retries))
         self._backoff_s = float(backoff_s)
         self._max_backoff_s = float(max_backoff_s)
@@ -309,6 +313,7 @@ class OpenAIEngine:
     def _payload(self, request: GenerationRequest, n: int, heal: bool) -> dict[str, Any]:
         prompt = request.prompt if heal else request.prompt + request.forced_prefix
         body: dict[str, Any] = {
+            **self._extra_body,
             "prompt": prompt,
             "max_tokens": max(1, int(request.max_new_tokens)),
             "temperature": float(request.temperature),
