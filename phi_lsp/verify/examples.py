@@ -103,13 +103,17 @@ def extract(
             for name, flag in doctest.OPTIONFLAGS_BY_NAME.items()
             if flag in part.options
         }
+        want, style = part.want, ">>>"
+        if not want and _is_comparison(part.source):
+            # ">>> f(x) == y" with no output line: the author means "this is True".
+            want, style = "True\n", ">>> comparison"
         checks.append(
             Check(
                 kind="doctest",
                 source=part.source,
-                expected=part.want,
+                expected=want,
                 line=part.lineno,
-                style=">>>",
+                style=style,
                 exc_msg=part.exc_msg,
                 options=options,
             )
@@ -128,6 +132,19 @@ def extract(
     skipped.extend(informal_skipped)
     checks.sort(key=lambda c: c.line)
     return ExtractResult(checks, skipped)
+
+
+def _is_comparison(source: str) -> bool:
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return False
+    return (
+        len(tree.body) == 1
+        and isinstance(tree.body[0], ast.Expr)
+        and isinstance(tree.body[0].value, ast.Compare)
+        and all(isinstance(op, ast.Eq) for op in tree.body[0].value.ops)
+    )
 
 
 def _error_line(message: str) -> int:
@@ -215,7 +232,7 @@ def _open_brackets(text: str) -> int:
 
 
 def _is_definition(text: str, name: str) -> bool:
-    m = re.match(rf"\s*{re.escape(name)}\s*\((.*?)\)\s*=(?!=)", _clean(text))
+    m = re.match(rf"\s*{re.escape(name)}\s*\((.*?)\)\s*=(?![=>])", _clean(text))
     if not m:
         return False
     call = _parse_call(f"{name}({m.group(1)})", name, None)
@@ -230,8 +247,9 @@ def _parse_example(
     equals_is_definition: bool,
 ) -> tuple[tuple[str, str, str] | None, str]:
     """(call source, expected source, style), or None and why it was skipped."""
-    if text.startswith("assert "):
-        text = text[len("assert ") :]
+    for word in ("assert ", "for "):  # "assert f(1) == 2", "for f(1) == 2" (after "For example")
+        if text.startswith(word) and _calls(text[len(word) :].lstrip()[: len(name) + 1], name):
+            text = text[len(word) :].lstrip()
     # "f(x)  # returns y" / "f(x) # => y": the comment holds the result.
     text = re.sub(r"\s+#\s*(?=(?:returns?|should return|==>|==|=>|->|➞)\s)", " ", text)
     found: list[tuple[str, str, str]] = []
@@ -260,7 +278,9 @@ def _parse_example(
     if not found:
         if why:
             return None, why
-        if equals_is_definition and re.search(r"\)\s*=[^=]", text):
+        if _calls(text, name) and not _literal_args_somewhere(text, name):
+            return None, "the call's arguments are not Python literals"
+        if equals_is_definition and re.search(r"\)\s*=[^=>]", text):
             return None, "the docstring writes f(...) = ... as a definition, not an example"
         if _parse_call(text, name, params, required):
             return None, "a call with no result written after it"
@@ -308,10 +328,26 @@ def _parse_call(
     return text
 
 
+def _literal_args_somewhere(text: str, name: str) -> bool:
+    """Does some ``name(...)`` in ``text`` have only literal arguments?"""
+    for m in re.finditer(rf"(?<![\w.]){re.escape(name)}\s*\(", text):
+        for end in range(m.end(), len(text) + 1):
+            if text[end - 1 : end] == ")" and _parse_call(text[m.start() : end], name, None):
+                return True
+    return False
+
+
+_WORD_LITERALS = {"true": "True", "false": "False", "none": "None", "null": "None"}
+
+
 def _parse_expected(text: str) -> tuple[str | None, str]:
     text = _strip_comment(text).strip()
     if not text:
         return None, "nothing after the result marker"
+    # "=> true": the whole result is one word that can only mean the Python constant.
+    word = text.rstrip(".").strip()
+    if word.lower() in _WORD_LITERALS and word not in _WORD_LITERALS.values():
+        return _WORD_LITERALS[word.lower()], ""
     candidates = [text]
     # Prose punctuation after the value: "returns 'lm'." / "should return 16."
     if text[-1] in ".,;":

@@ -174,7 +174,11 @@ def _statements_to_run(tree: ast.Module) -> list[int]:
         ast.Try,
     )
     for k, node in enumerate(tree.body):
-        if isinstance(node, defining) or (isinstance(node, ast.If) and not _is_main_guard(node)) or type(node).__name__ in ("TypeAlias", "TryStar"):
+        if (
+            isinstance(node, defining)
+            or (isinstance(node, ast.If) and not _is_main_guard(node))
+            or type(node).__name__ in ("TypeAlias", "TryStar")
+        ):
             keep.append(k)
     return keep
 
@@ -263,10 +267,8 @@ class _Pool:
         with self._lock:
             if len(self._spare) >= self.size:
                 return
-            try:
+            with contextlib.suppress(OSError):
                 self._spare.append(_Child())
-            except OSError:
-                pass
 
     def close(self) -> None:
         with self._lock:
