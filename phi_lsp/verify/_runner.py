@@ -201,6 +201,64 @@ def _drop_privileges(libc: object) -> bool:
     return libc.capset(ctypes.byref(header), data) == 0
 
 
+def _no_new_processes() -> bool:
+    """A seccomp filter: fork/vfork/clone of a process and execve fail (EAGAIN / EPERM);
+    threads stay allowed. RLIMIT_NPROC alone does not bind root, hence this."""
+    import ctypes
+    import platform
+
+    if platform.machine() != "x86_64":
+        return False
+    ld, jeq, jset, ret = 0x20, 0x15, 0x45, 0x06
+    allow, errno = 0x7FFF0000, 0x00050000
+    fork, vfork, clone, clone3, execve, execveat = 57, 58, 56, 435, 59, 322
+    # (code, jump-if-true label, jump-if-false label, k); labels resolved below.
+    prog = [
+        (ld, None, None, 4),  # arch
+        (jeq, "check", "allow", 0xC000003E),  # AUDIT_ARCH_X86_64
+        ("check", ld, None, None, 0),  # syscall number
+        (jeq, "again", None, fork),
+        (jeq, "again", None, vfork),
+        (jeq, "nosys", None, clone3),  # glibc then falls back to clone for threads
+        (jeq, "perm", None, execve),
+        (jeq, "perm", None, execveat),
+        (jeq, "clone", "allow", clone),
+        ("clone", ld, None, None, 16),  # args[0], low 32 bits: the clone flags
+        (jset, "allow", "again", 0x10000),  # CLONE_THREAD
+        ("again", ret, None, None, errno | 11),
+        ("nosys", ret, None, None, errno | 38),
+        ("perm", ret, None, None, errno | 1),
+        ("allow", ret, None, None, allow),
+    ]
+    rows = [r if isinstance(r[0], str) else (None, *r) for r in prog]
+    labels = {r[0]: k for k, r in enumerate(rows) if r[0]}
+
+    class SockFilter(ctypes.Structure):
+        _fields_ = [
+            ("code", ctypes.c_uint16),
+            ("jt", ctypes.c_uint8),
+            ("jf", ctypes.c_uint8),
+            ("k", ctypes.c_uint32),
+        ]
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_uint16), ("filter", ctypes.POINTER(SockFilter))]
+
+    filters = (SockFilter * len(rows))()
+    for k, (_, code, jt, jf, value) in enumerate(rows):
+        filters[k] = SockFilter(
+            code,
+            labels[jt] - k - 1 if jt else 0,
+            labels[jf] - k - 1 if jf else 0,
+            value,
+        )
+    fprog = SockFprog(len(rows), filters)
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_no_new_privs, pr_set_seccomp, seccomp_mode_filter = 38, 22, 2
+    libc.prctl(pr_set_no_new_privs, 1, 0, 0, 0)
+    return libc.prctl(pr_set_seccomp, seccomp_mode_filter, ctypes.byref(fprog), 0, 0) == 0
+
+
 def _rlimits(limits: dict) -> dict:
     applied = {}
     table = {
@@ -471,6 +529,15 @@ def main() -> None:
             if libc is not None:
                 isolation["capabilities"] = "dropped" if _drop_privileges(libc) else "kept"
             isolation["rlimits"] = _rlimits(job["limits"])
+            try:
+                seccomp = _no_new_processes()
+            except (OSError, AttributeError):
+                seccomp = False
+            isolation["processes"] = (
+                "no new processes or programs (seccomp); threads allowed"
+                if seccomp
+                else "RLIMIT_NPROC only (does not bind root)"
+            )
             _install_audit_hook(
                 tmp,
                 block_sockets=isolation["network"] != "namespace",

@@ -43,7 +43,7 @@ class Limits:
 
     cpu_s: int | None = None
     address_space_mb: int = 1024
-    nproc: int = 1  # no new processes or threads
+    nproc: int = 64  # binds non-root users only; seccomp blocks new processes
     file_size_mb: int = 16
     open_files: int = 64
     namespaces: bool = True
