@@ -550,6 +550,14 @@ def body_slot(doc: Document, fn: tree_sitter.Node) -> BodySlot:
     stmts = _body_statements(fn)
     end = doc.index_at_byte(stmts[-1].end_byte) if stmts else start
     end = max(end, start)
+    # A comment after the last statement, on its line, goes with the old body.
+    line_end = doc.text.find("\n", end)
+    line_end = len(doc.text) if line_end < 0 else line_end
+    if doc.text[end:line_end].strip().startswith("#"):
+        was_empty = end == start
+        end = line_end - (1 if doc.text[line_end - 1 : line_end] == "\r" else 0)
+        if was_empty:
+            start = end  # nothing to replace: keep the comment, insert after it
     lead = "\n" + body_indent(doc, fn)
     virtual = doc.text[:start] + lead + doc.text[end:]
     return BodySlot(start, end, lead, virtual, start + len(lead))
