@@ -517,6 +517,7 @@ def main() -> None:
     isolation: dict = {}
     ns = _namespaces(tmp) if job.get("namespaces", True) else {}
     libc = ns.pop("_libc", None)
+    os.chdir(tmp)  # again: the writable bind mount now covers the old cwd
     isolation.update(ns)
     isolation.setdefault("network", "socket creation blocked (audit hook)")
     isolation.setdefault("filesystem", "writes outside the temp dir refused (audit hook)")
@@ -549,7 +550,9 @@ def main() -> None:
             _child(job, isolation)
         finally:
             os._exit(0)
-    # The monitor: outlives the child to say how it died.
+    # The monitor: outlives the child to say how it died. The host kills the child by
+    # this pid first, so that the monitor reaps it and no zombie is left to the system.
+    emit({"child": pid})
     while True:
         try:
             _, status = os.waitpid(pid, 0)

@@ -232,8 +232,16 @@ class _Child:
         )
         self.buffer = b""
         self.ready = False
+        self.child_pid = 0  # the monitor's child, in our PID namespace
 
     def kill(self) -> None:
+        # The monitor reaps the sandboxed child if that dies first: kill it, give the
+        # monitor a moment to report and exit, then kill whatever is left of the group.
+        if self.child_pid:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(self.child_pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=1.0)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
         with contextlib.suppress(Exception):
@@ -332,6 +340,9 @@ def _drive(
                     continue
                 if event.get("ready"):
                     child.ready = True
+                    continue
+                if "child" in event:
+                    child.child_pid = int(event["child"])
                     continue
                 events.append(event)
                 if event.get("done"):

@@ -1,0 +1,336 @@
+"""The sandbox: real child processes, one attack per test, each contained and reported
+with the host unharmed; plus the ordinary pass/fail/timeout/cancel behaviour."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from phi_lsp.verify import sandbox, verify_function
+
+
+@pytest.fixture(autouse=True)
+def track_children(monkeypatch: pytest.MonkeyPatch) -> list:
+    """Record every sandbox child so tests can check that nothing of it is left."""
+    made: list = []
+    original = sandbox._Child.__init__
+
+    def init(self) -> None:
+        original(self)
+        made.append(self)
+
+    monkeypatch.setattr(sandbox._Child, "__init__", init)
+    monkeypatch.setattr(sandbox._POOL, "size", 0)  # no spare: every run is recorded
+    sandbox.shutdown_pool()
+    return made
+
+
+def module(body: str, example: str = "f()", want: str = "'done'", imports: str = "") -> str:
+    indented = "\n".join("    " + line for line in body.strip("\n").splitlines())
+    return f'''
+import os, sys
+{imports}
+
+def f():
+    """Attack.
+
+    >>> {example}
+    {want}
+    """
+{indented}
+'''
+
+
+def live_in_group(pgid: int) -> list[int]:
+    """Processes of process group ``pgid`` that are not zombies."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            found.append(int(entry))
+    return found
+
+
+def assert_nothing_left(children: list) -> None:
+    for child in children:
+        assert child.proc.poll() is not None, "the sandbox process is still running"
+        assert live_in_group(child.proc.pid) == [], "a process of the sandbox survived"
+        assert not os.path.exists(child.tmp), "the temp dir was not removed"
+
+
+def test_passing_and_failing_examples_are_named() -> None:
+    src = '''
+def double(x):
+    """
+    >>> double(2)
+    4
+    >>> double(3)
+    7
+    """
+    return 2 * x
+'''
+    r = verify_function(src, "double")
+    assert (r.status, r.passed, r.failed) == ("failed", 1, 1)
+    assert r.results[1] == {
+        "source": "double(3)",
+        "expected": "7",
+        "got": "6\n",
+        "ok": False,
+        "line": 6,  # 1-based line of the >>> in the file
+    }
+
+
+def test_module_imports_and_helpers_are_available() -> None:
+    src = '''
+import math
+from collections import Counter
+
+SCALE = 10
+
+def helper(x):
+    return x * SCALE
+
+def f(xs):
+    """
+    f([1, 1, 2]) == 20
+    """
+    return helper(Counter(xs).most_common(1)[0][1]) if math.pi else 0
+
+print("a script side effect that must not run")
+raise SystemExit("nor this")
+'''
+    r = verify_function(src, "f")
+    assert r.status == "passed", r.reason
+
+
+def test_no_examples_runs_nothing(track_children: list) -> None:
+    r = verify_function("def f():\n    'Just prose.'\n", "f")
+    assert r.status == "no-examples"
+    assert track_children == []
+
+
+def test_infinite_loop_is_contained(track_children: list) -> None:
+    t0 = time.monotonic()
+    r = verify_function(module("while True:\n    pass"), "f", timeout_s=1.0)
+    assert r.status == "timeout"
+    assert "1 s" in r.reason and "f()" in r.reason
+    assert time.monotonic() - t0 < 6
+    assert_nothing_left(track_children)
+
+
+def test_fork_bomb_is_contained(track_children: list) -> None:
+    r = verify_function(module("while True:\n    os.fork()"), "f", timeout_s=2.0)
+    assert r.status in ("failed", "timeout", "error")
+    assert r.status != "passed"
+    if r.status == "failed":  # the seccomp filter refused the first fork
+        assert "BlockingIOError" in r.results[0]["got"] or "Permission" in r.results[0]["got"]
+    assert_nothing_left(track_children)
+
+
+def test_memory_bomb_is_contained(track_children: list) -> None:
+    # An untouched 64 GiB anonymous mapping: refused at once by the address-space limit.
+    body = "import mmap\nm = mmap.mmap(-1, 64 << 30)\nreturn 'done'"
+    t0 = time.monotonic()
+    r = verify_function(module(body), "f", timeout_s=3.0)
+    assert r.status == "failed"
+    assert "Error" in r.results[0]["got"]  # OSError / MemoryError
+    assert time.monotonic() - t0 < 5
+    assert_nothing_left(track_children)
+
+
+def test_writing_and_deleting_files_outside_the_temp_dir_is_refused(
+    tmp_path: Path, track_children: list
+) -> None:
+    keep = tmp_path / "keep.txt"
+    keep.write_text("precious")
+    target = tmp_path / "pwned.txt"
+    body = f"""
+import shutil
+try:
+    open({str(target)!r}, "w").write("x")
+except OSError:
+    pass
+try:
+    os.remove({str(keep)!r})
+except OSError:
+    pass
+try:
+    shutil.rmtree({str(tmp_path)!r})
+except OSError:
+    pass
+open("inside.txt", "w").write("fine")  # the temp dir itself is writable
+return open("inside.txt").read()
+"""
+    r = verify_function(module(body, want="'fine'"), "f")
+    assert r.status == "passed", r.reason
+    assert keep.read_text() == "precious"
+    assert not target.exists()
+    assert_nothing_left(track_children)
+
+
+def test_environment_secrets_are_not_readable(
+    monkeypatch: pytest.MonkeyPatch, track_children: list
+) -> None:
+    monkeypatch.setenv("PHI_TEST_SECRET_TOKEN", "s3cr3t-value")
+    body = f"""
+found = [k for k, v in os.environ.items() if "s3cr3t" in v]
+try:
+    found.append(open("/proc/{os.getpid()}/environ").read())
+except OSError as e:
+    found.append(type(e).__name__)
+return found
+"""
+    r = verify_function(module(body, want="[]"), "f")
+    got = r.results[0]["got"]
+    assert "s3cr3t" not in got
+    assert "PermissionError" in got or "FileNotFoundError" in got
+    assert_nothing_left(track_children)
+
+
+def test_network_connection_is_refused(track_children: list) -> None:
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    server.settimeout(0.5)
+    port = server.getsockname()[1]
+    body = f"""
+import socket
+s = socket.create_connection(("127.0.0.1", {port}), timeout=1)
+return 'connected'
+"""
+    try:
+        r = verify_function(module(body, want="'connected'"), "f")
+        assert r.status == "failed"
+        assert "Error" in r.results[0]["got"]  # unreachable / refused / blocked
+        with pytest.raises(TimeoutError):
+            server.accept()  # nobody ever connected to the host
+    finally:
+        server.close()
+    assert r.sandbox["network"] in ("namespace", "socket creation blocked (audit hook)")
+    assert_nothing_left(track_children)
+
+
+def test_os_exit_is_reported(track_children: list) -> None:
+    r = verify_function(module("os._exit(3)"), "f")
+    assert r.status == "error"
+    assert "code 3" in r.reason
+    assert r.results[0]["got"] == "<crashed>"
+    assert_nothing_left(track_children)
+
+
+def test_segfault_is_reported(track_children: list) -> None:
+    body = "import ctypes\nreturn ctypes.string_at(0)"
+    r = verify_function(module(body), "f")
+    assert r.status == "error"
+    if r.sandbox.get("filesystem", "").startswith("read-only"):
+        assert "SIGSEGV" in r.reason
+    else:  # without namespaces ctypes itself is refused
+        assert "ctypes" in r.results[0]["got"]
+    assert_nothing_left(track_children)
+
+
+def test_huge_output_is_capped(track_children: list) -> None:
+    body = "print('x' * 50_000_000)\nfor _ in range(200_000):\n    print('y' * 100)\nreturn 'done'"
+    r = verify_function(module(body), "f", timeout_s=10)
+    assert r.status in ("failed", "timeout")
+    got = r.results[0]["got"] or ""
+    assert len(got) < 10_000
+    if r.status == "failed":
+        assert "more characters" in got
+    assert_nothing_left(track_children)
+
+
+def test_recursion_limit_abuse_is_contained(track_children: list) -> None:
+    src = '''
+import sys
+
+def f(n):
+    """
+    >>> f(0)
+    'never'
+    >>> f.__name__
+    'f'
+    """
+    sys.setrecursionlimit(10**8)
+    return list(map(f, [n + 1]))  # C-level recursion: exhausts the C stack
+'''
+    r = verify_function(src, "f", timeout_s=3)
+    assert r.status in ("error", "timeout")
+    assert r.results[0]["ok"] is False
+    assert_nothing_left(track_children)
+
+
+def test_recursion_limit_is_restored_between_examples() -> None:
+    src = '''
+import sys
+
+def f():
+    """
+    >>> f()
+    >>> sys.getrecursionlimit() < 100_000
+    True
+    """
+    sys.setrecursionlimit(10**7)
+'''
+    r = verify_function(src, "f")
+    assert r.status == "passed", r.reason
+
+
+def test_redefined_builtins_do_not_fool_the_checker(track_children: list) -> None:
+    src = '''
+import builtins
+
+def f(x):
+    """
+    >>> f(2)
+    4
+
+    f(3) == 6
+    """
+    builtins.repr = lambda o: "4"
+    builtins.str = lambda o="": "6"
+    builtins.isinstance = lambda *a: True
+    builtins.len = lambda o: 0
+    builtins.print = lambda *a, **k: None
+    return x + 1  # wrong on purpose
+'''
+    r = verify_function(src, "f")
+    assert (r.status, r.passed, r.failed) == ("failed", 0, 2)
+    assert r.results[0]["got"].strip() == "3"
+    assert_nothing_left(track_children)
+
+
+def test_cancel_kills_the_child(track_children: list) -> None:
+    cancel = threading.Event()
+    threading.Timer(0.5, cancel.set).start()
+    t0 = time.monotonic()
+    r = verify_function(module("while True:\n    pass"), "f", timeout_s=30, cancel=cancel)
+    assert r.status == "error" and r.reason == "cancelled"
+    assert time.monotonic() - t0 < 5
+    assert_nothing_left(track_children)
+
+
+def test_broken_module_is_an_error_not_a_failure() -> None:
+    src = 'import no_such_module_xyz\n\ndef f():\n    """\n    >>> f()\n    1\n    """\n    return 1\n'
+    r = verify_function(src, "f")
+    assert r.status == "error"
+    assert "no_such_module_xyz" in r.reason
+
+
+def test_sandbox_reports_what_isolation_was_applied() -> None:
+    r = verify_function(module("return 'done'"), "f")
+    assert r.status == "passed"
+    for key in ("network", "filesystem", "rlimits", "processes"):
+        assert key in r.sandbox
+    assert r.sandbox["rlimits"]["address_space_mb"] == 1024
