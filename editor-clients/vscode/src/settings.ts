@@ -45,7 +45,16 @@ export async function resolveServerCommand(): Promise<ServerCommand> {
   const args = cfg.get<string[]>('serverArgs', ['--stdio']);
   const configured = expandHome(cfg.get<string>('serverPath', '').trim());
   if (configured) {
-    return { command: configured, args, source: 'phiLsp.serverPath' };
+    // A bare name is looked up on PATH; a path must be there.
+    const command = configured.includes(path.sep) ? configured : findOnPath(configured);
+    if (!command || !isExecutable(command)) {
+      throw new Error(
+        configured.includes(path.sep)
+          ? `phiLsp.serverPath ${configured} is not an executable file.`
+          : `phiLsp.serverPath ${configured} was not found on PATH.`,
+      );
+    }
+    return { command, args, source: 'phiLsp.serverPath' };
   }
   for (const interpreter of await selectedInterpreters()) {
     const candidate = path.join(path.dirname(interpreter), 'phi-lsp');

@@ -6,7 +6,7 @@
 //
 //   node drive.mjs --install DIR --file FILE.py --expect TEXT
 //                  [--extension X.vsix] [--settings JSON] [--trigger TEXT]
-//                  [--status-expect TEXT] [--verify-expect TEXT] [--latency-runs N]
+//                  [--status-expect TEXT] [--verify-expect TEXT] [--latency-runs N] [--status-only]
 //                  [--screenshot FILE.png] [--result FILE.json]
 //                  [--timeout SEC] [--retype SEC] [--chromium PATH] [--tmp DIR] [--keep]
 //
@@ -17,6 +17,9 @@
 // must show STATUS_EXPECT; "phi-lsp: Verify Current Function" from the command
 // palette must put VERIFY_EXPECT in the status bar; and N timed tries measure
 // keystroke -> visible ghost text. --result writes the figures as JSON.
+// --status-only: no suggestion expected (a broken setup): wait for STATUS_EXPECT
+// in the status bar, record the notifications, and check that typing and saving
+// still work.
 import { spawn, execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import fs from 'node:fs';
@@ -34,6 +37,7 @@ const { values: opt } = parseArgs({
     expect: { type: 'string' },
     'status-expect': { type: 'string' },
     'verify-expect': { type: 'string' },
+    'status-only': { type: 'boolean', default: false },
     'latency-runs': { type: 'string', default: '0' },
     screenshot: { type: 'string' },
     result: { type: 'string' },
@@ -179,6 +183,36 @@ async function main() {
   await lines.filter({ hasText: FILE_TEXT.split('\n')[0] }).waitFor({ timeout: 30000 });
   log(`${FILE_NAME} open in the editor`);
 
+  const norm = (s) => s.replace(/\u00a0/g, ' ');
+  const statusItem = page.locator('.statusbar-item', { hasText: /Phi / }).first();
+  const statusText = async () => norm(((await statusItem.textContent({ timeout: 2000 }).catch(() => '')) || '').trim());
+  const waitStatus = async (expect, ms) => {
+    const t = Date.now();
+    while (!(await statusText()).includes(expect)) {
+      if (Date.now() - t > ms) fail(`status bar shows ${JSON.stringify(await statusText())}, not ${JSON.stringify(expect)}`);
+      await page.waitForTimeout(100);
+    }
+  };
+  if (opt['status-only']) {
+    await waitStatus(opt['status-expect'] ?? 'Phi ', 60000);
+    result.statusBar = await statusText();
+    const toasts = page.locator('.notifications-toasts .notification-list-item-message');
+    await toasts.first().waitFor({ timeout: 10000 }).catch(() => {});
+    result.notifications = norm((await toasts.allTextContents()).join('\n'));
+    log(`status bar: ${JSON.stringify(result.statusBar)}; notifications: ${JSON.stringify(result.notifications)}`);
+    await lines.click();
+    await page.keyboard.press('Control+End');
+    await page.keyboard.type('    pass', { delay: 20 });
+    await page.keyboard.press('Control+S');
+    const t = Date.now();
+    while (!fs.readFileSync(FILE, 'utf8').includes('    pass')) {
+      if (Date.now() - t > 10000) fail(`typing and saving failed:\n${fs.readFileSync(FILE, 'utf8')}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    result.savedText = fs.readFileSync(FILE, 'utf8');
+    return;
+  }
+
   // Cursor to the empty last line, then type TRIGGER: every keystroke is a
   // document change, which triggers an inline-completion request. The server
   // may still be starting (loading its model) when the file opens, and
@@ -186,7 +220,6 @@ async function main() {
   // erase and retype, as a person would.
   await lines.click();
   await page.keyboard.press('Control+End');
-  const norm = (s) => s.replace(/\u00a0/g, ' ');
   const ghost = editor.locator('[class*="ghost-text"]');
   const ghostNow = async () => norm((await ghost.allTextContents().catch(() => [])).join(''));
   const erase = async (n) => { // select exactly n chars and delete them (Backspace in
@@ -222,15 +255,7 @@ async function main() {
   log(`ghost text ${JSON.stringify(ghostText.trim())} shown ${secs(tLastKey)} after the last keystroke` +
     ` (attempt ${attempts}, ${secs(tType)} after the first keystroke)`);
 
-  const statusItem = page.locator('.statusbar-item', { hasText: /Phi / }).first();
-  const statusText = async () => norm(((await statusItem.textContent({ timeout: 2000 }).catch(() => '')) || '').trim());
-  if (opt['status-expect']) {
-    const t = Date.now();
-    while (!(await statusText()).includes(opt['status-expect'])) {
-      if (Date.now() - t > 15000) fail(`status bar shows ${JSON.stringify(await statusText())}, not ${JSON.stringify(opt['status-expect'])}`);
-      await page.waitForTimeout(100);
-    }
-  }
+  if (opt['status-expect']) await waitStatus(opt['status-expect'], 15000);
   result.statusBar = await statusText();
   log(`status bar: ${JSON.stringify(result.statusBar)}`);
 
@@ -291,11 +316,7 @@ async function main() {
     await input.fill('>phi-lsp: Verify Current Function');
     await page.locator('.quick-input-list .monaco-list-row', { hasText: 'Verify Current Function' }).first().waitFor({ timeout: 10000 });
     await page.keyboard.press('Enter');
-    const t = Date.now();
-    while (!(await statusText()).includes(opt['verify-expect'])) {
-      if (Date.now() - t > 30000) fail(`after Verify Current Function the status bar shows ${JSON.stringify(await statusText())}, not ${JSON.stringify(opt['verify-expect'])}`);
-      await page.waitForTimeout(100);
-    }
+    await waitStatus(opt['verify-expect'], 30000);
     result.statusBarAfterVerify = await statusText();
     log(`verify: status bar ${JSON.stringify(result.statusBarAfterVerify)}`);
   }
