@@ -96,8 +96,15 @@ def extract(
     for part in parts:
         if not isinstance(part, doctest.Example):
             continue
-        n_lines = part.source.count("\n") + part.want.count("\n")
-        doctest_lines.update(range(part.lineno, part.lineno + max(n_lines, 1) + 1))
+        want_lines = part.want.splitlines(keepends=True)
+        cut = _informal_in_want(want_lines, function_name)
+        if cut is not None and part.exc_msg is None:
+            # ">>> f(1)\n2\nf(2) == 4" with no blank line between: doctest would read
+            # "f(2) == 4" as more expected output; the author meant another example.
+            part.want = "".join(want_lines[:cut])
+        src_lines = part.source.count("\n")
+        n_lines = src_lines + part.want.count("\n")
+        doctest_lines.update(range(part.lineno, part.lineno + max(n_lines, 1)))
         options = {
             name: part.options[flag]
             for name, flag in doctest.OPTIONFLAGS_BY_NAME.items()
@@ -132,6 +139,17 @@ def extract(
     skipped.extend(informal_skipped)
     checks.sort(key=lambda c: c.line)
     return ExtractResult(checks, skipped)
+
+
+def _informal_in_want(want_lines: list[str], function_name: str) -> int | None:
+    """Index of the first want line (after the first) that is an informal example."""
+    if "." in function_name:
+        return None
+    for k, text in enumerate(want_lines[1:], start=1):
+        check, _ = _parse_example(_clean(text), function_name, None, None, False)
+        if check is not None:
+            return k
+    return None
 
 
 def _is_comparison(source: str) -> bool:
