@@ -83,7 +83,7 @@ class LocalEngine:
         self.draft_tokens = draft_tokens
         vocab = int(model.get_output_embeddings().weight.shape[0])
         self._table = TokenTable(tokenizer, vocab)
-        self._cache = PrefixCache(model.config)
+        self._cache = PrefixCache(model.config, capacity=int(info.context_length))
         self._eos = _eos_ids(model, tokenizer)
         self._ahead: list[tuple[int, torch.Tensor]] = []  # verified-later drafts in the cache
         # Figures of the last request (the bench reads them).
@@ -95,11 +95,15 @@ class LocalEngine:
         return len(self._encode(text))
 
     def close(self) -> None:
-        self.reset_cache()
+        self.reset_cache(release=True)
 
-    def reset_cache(self) -> None:
-        """Forget the cached prefix (the next request is cold)."""
-        self._cache.reset()
+    def reset_cache(self, release: bool = False) -> None:
+        """Forget the cached prefix (the next request is cold); ``release`` also gives
+        the cache's memory back."""
+        if release:
+            self._cache.drop()
+        else:
+            self._cache.clear()
         self._ahead = []
 
     @property
@@ -114,8 +118,9 @@ class LocalEngine:
             with torch.inference_mode():
                 return self._generate(request, should_stop, t0)
         except BaseException:
-            # A half-written cache (OOM in the middle of a forward) must not be reused.
-            self.reset_cache()
+            # A half-written cache (OOM in the middle of a forward) must not be reused,
+            # and its memory is what an out-of-memory error needs back.
+            self.reset_cache(release=True)
             raise
 
     # -- the loop --

@@ -190,7 +190,7 @@ def _as_generation_error(e: Exception, engine: Engine) -> GenerationError:
     if torch is not None and isinstance(e, torch.cuda.OutOfMemoryError):
         reset = getattr(engine, "reset_cache", None)
         if reset is not None:
-            reset()  # drop the KV cache: it is the memory we can give back
+            reset(release=True)  # drop the KV cache: it is the memory we can give back
         torch.cuda.empty_cache()
         err = GenerationError(
             "the GPU ran out of memory; the prompt cache was dropped. Try a shorter prompt, "

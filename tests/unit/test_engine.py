@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from model_runtime.engine import LocalEngine, lookup_draft
-from model_runtime.kv_cache import PrefixCache, common_prefix_len
+from model_runtime.kv_cache import BufferCache, PrefixCache, common_prefix_len
 from model_runtime.sampling import TokenTable, top_p_filter
 from model_runtime.types import EngineInfo, GenerationError, GenerationRequest
 
@@ -130,6 +130,30 @@ def test_dynamic_cache_crop_semantics_we_rely_on(small: tuple[object, object]) -
     assert kv.get_seq_length() == n - 3
 
 
+def test_buffer_cache_crops_like_dynamic_cache_and_decodes_the_same(
+    small: tuple[object, object],
+) -> None:
+    from transformers import DynamicCache
+
+    model, tok = small
+    ids = torch.tensor([tok.encode(CODE[:300])])  # type: ignore[attr-defined]
+    n = ids.shape[1]
+    dyn = DynamicCache(config=model.config)  # type: ignore[attr-defined]
+    buf = BufferCache(model.config.num_hidden_layers, capacity=16)  # type: ignore[attr-defined]
+    with torch.inference_mode():
+        for kv in (dyn, buf):  # the buffer grows past its capacity of 16
+            model(input_ids=ids, past_key_values=kv, use_cache=True)  # type: ignore[operator]
+            kv.crop(-7)
+            assert kv.get_seq_length() == n - 7
+        with pytest.raises(ValueError):
+            buf.crop(3)
+        nxt = ids[:, n - 7 : n - 4]
+        a = model(input_ids=nxt, past_key_values=dyn, use_cache=True).logits  # type: ignore[operator]
+        b = model(input_ids=nxt, past_key_values=buf, use_cache=True).logits  # type: ignore[operator]
+    assert torch.allclose(a, b, atol=1e-5)
+    assert buf.get_seq_length() == n - 4
+
+
 def test_prefix_cache_keeps_common_prefix_and_one_token_to_recompute(
     small: tuple[object, object],
 ) -> None:
@@ -142,13 +166,14 @@ def test_prefix_cache_keeps_common_prefix_and_one_token_to_recompute(
     assert pc.reuse([1, 2, 9, 9]) == 2 and pc.kv.get_seq_length() == 2
     pc.extend([])  # consistent: nothing appended
     assert pc.reuse([1, 2]) == 1 and pc.kv.get_seq_length() == 1
+    assert pc.reuse([7, 8]) == 0 and pc.kv.get_seq_length() == 0
     assert common_prefix_len([1, 2, 3], [1, 2, 4]) == 2
 
 
 def test_cache_mismatch_is_never_kept(small: tuple[object, object]) -> None:
     model, _ = small
     pc = PrefixCache(model.config)  # type: ignore[attr-defined]
-    pc.fresh()
+    pc.reuse([1])
     with pytest.raises(RuntimeError, match="KV cache holds 0 positions"):
         pc.extend([1, 2])
     assert len(pc) == 0 and pc.kv is None

@@ -41,8 +41,8 @@ class SlowEngine:
     def count_tokens(self, text: str) -> int:
         return len(text.split())
 
-    def reset_cache(self) -> None:
-        self.cache_resets += 1
+    def reset_cache(self, release: bool = False) -> None:
+        self.cache_resets += int(release)
 
     def generate(
         self, request: GenerationRequest, should_stop: Callable[[], bool] | None = None

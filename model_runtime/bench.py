@@ -1,0 +1,225 @@
+"""Engine speed figures: cold vs warm (prefix reuse), prefill/decode rates, our loop vs
+``model.generate``, and prompt-lookup speculative decoding. Each function returns a
+dict; ``phi-lsp bench`` prints them as one JSON object.
+
+Prompts are real Python (standard-library sources), not random ids: prefix reuse and
+prompt lookup behave on code as they do in an editor.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sysconfig
+import time
+from pathlib import Path
+from typing import Any
+
+from model_runtime.types import Engine, GenerationRequest
+
+# Modules whose source makes the bench prompts (the first N tokens of their text).
+_SOURCES = ("argparse.py", "json/encoder.py", "textwrap.py", "dataclasses.py", "inspect.py")
+
+
+def code_text(min_chars: int = 200_000) -> str:
+    """Real Python source from the standard library, at least ``min_chars`` long if possible."""
+    lib = Path(sysconfig.get_paths()["stdlib"])
+    parts: list[str] = []
+    for name in _SOURCES:
+        try:
+            parts.append((lib / name).read_text(encoding="utf-8"))
+        except OSError:
+            continue
+        if sum(map(len, parts)) >= min_chars:
+            break
+    if not parts:  # a stripped Python: fall back to this package's own source
+        parts = [p.read_text(encoding="utf-8") for p in Path(__file__).parent.glob("*.py")]
+    return "\n\n".join(parts)
+
+
+def _median(xs: list[float]) -> float:
+    return round(statistics.median(xs), 2) if xs else 0.0
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return round(a / b, 4) if b else None
+
+
+def prompt_of(engine: Any, n_tokens: int, offset_tokens: int = 0, extra: int = 0) -> str:
+    """The text of ``n_tokens`` (+``extra``) tokens of code, starting ``offset_tokens`` in."""
+    tok = engine.tokenizer
+    ids = tok.encode(code_text(), add_special_tokens=False)
+    window = ids[offset_tokens : offset_tokens + n_tokens + extra]
+    return tok.decode(window, clean_up_tokenization_spaces=False)
+
+
+def engine_bench(
+    engine: Engine,
+    *,
+    prompt_tokens: int = 1000,
+    new_tokens: int = 16,
+    runs: int = 3,
+    typed_tokens: int = 3,
+    compare_generate: bool = True,
+) -> dict[str, Any]:
+    """Cold (empty cache) and warm (same prompt + ``typed_tokens`` typed) latency; decode
+    and prefill rates; the same request through ``model.generate`` for comparison."""
+    reset = getattr(engine, "reset_cache", None)
+    if hasattr(engine, "tokenizer"):
+        prompt = prompt_of(engine, prompt_tokens)
+        typed = prompt_of(engine, prompt_tokens, extra=typed_tokens)
+    else:  # engines without a tokenizer of ours (replay, openai): characters stand in
+        text = code_text()
+        prompt, typed = text[: prompt_tokens * 3], text[: (prompt_tokens + typed_tokens) * 3]
+    # Plain greedy without speculation: the figures of the loop itself.
+    saved_spec = getattr(engine, "speculative", None)
+    if saved_spec is not None:
+        engine.speculative = False  # type: ignore[attr-defined]
+    cold_ms, warm_ms, prefill_tok_s, decode_tok_s, gen_ms = [], [], [], [], []
+    cold = warm = None
+    try:
+        for _ in range(runs):
+            if reset is not None:
+                reset()
+            cold = engine.generate(GenerationRequest(prompt=prompt, max_new_tokens=new_tokens))
+            warm = engine.generate(GenerationRequest(prompt=typed, max_new_tokens=new_tokens))
+            cold_ms.append(cold.total_ms)
+            warm_ms.append(warm.total_ms)
+            if cold.prefill_ms:
+                prefill_tok_s.append(cold.prompt_tokens / cold.prefill_ms * 1000)
+            if cold.decode_ms and cold.new_tokens > 1:
+                # Each token after the first costs one forward of one token.
+                decode_tok_s.append((cold.new_tokens - 1) / cold.decode_ms * 1000)
+            if compare_generate and hasattr(engine, "model"):
+                gen_ms.append(_generate_ms(engine, prompt, new_tokens))
+    finally:
+        if saved_spec is not None:
+            engine.speculative = saved_spec  # type: ignore[attr-defined]
+    assert cold is not None and warm is not None
+    info = engine.info
+    out: dict[str, Any] = {
+        "model": info.spec,
+        "backend": info.backend,
+        "device": info.device,
+        "dtype": info.dtype,
+        "params": info.params,
+        "threads": _threads(),
+        "runs": runs,
+        "prompt_tokens": cold.prompt_tokens,
+        "new_tokens": cold.new_tokens,
+        "typed_tokens": warm.prompt_tokens - cold.prompt_tokens,
+        "reused_tokens": warm.reused_tokens,
+        "cold_ms": _median(cold_ms),
+        "warm_ms": _median(warm_ms),
+        "warm_over_cold": _ratio(_median(warm_ms), _median(cold_ms)),
+        "prefill_tok_s": _median(prefill_tok_s),
+        "decode_tok_s": _median(decode_tok_s),
+        "generate_ms": _median(gen_ms) if gen_ms else None,
+        "ours_over_generate": _ratio(_median(cold_ms), _median(gen_ms)) if gen_ms else None,
+    }
+    return out
+
+
+def _generate_ms(engine: Any, prompt: str, new_tokens: int) -> float:
+    """The same greedy request through transformers' ``generate`` (fresh cache each time)."""
+    import torch
+
+    ids = engine.tokenizer.encode(prompt, add_special_tokens=False)
+    budget = max(1, int(engine.info.context_length) - new_tokens)
+    x = torch.tensor([ids[-budget:]], device=engine.model.device)
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        engine.model.generate(
+            x,
+            attention_mask=torch.ones_like(x),
+            max_new_tokens=new_tokens,
+            do_sample=False,
+            pad_token_id=engine.tokenizer.eos_token_id,
+        )
+    return (time.perf_counter() - t0) * 1000
+
+
+def speculative_bench(
+    engine: Any,
+    *,
+    prompt_tokens: int = 1000,
+    new_tokens: int = 32,
+    prompts: int = 3,
+) -> dict[str, Any]:
+    """Prompt-lookup speculative decoding on real code prompts: acceptance rate, decode
+    speed-up over plain greedy, and whether the outputs are identical (they must be)."""
+    if not hasattr(engine, "speculative"):
+        return {"error": "only the local engine decodes speculatively"}
+    saved = engine.speculative
+    plain_ms, spec_ms, drafted, accepted, forwards, same = [], [], 0, 0, 0, True
+    try:
+        for i in range(prompts):
+            # Different places in the code, each cut at a token boundary as typing would.
+            prompt = prompt_of(engine, prompt_tokens, offset_tokens=i * 2 * prompt_tokens)
+            req = GenerationRequest(prompt=prompt, max_new_tokens=new_tokens)
+            outs = []
+            for spec in (False, True):
+                engine.speculative = spec
+                engine.reset_cache()
+                engine.generate(req)  # warm the prompt: measure decoding only
+                g = engine.generate(req)
+                outs.append(g.text)
+                (spec_ms if spec else plain_ms).append(g.decode_ms)
+                if spec:
+                    drafted += engine.last_stats.get("drafted", 0)
+                    accepted += engine.last_stats.get("accepted", 0)
+                    forwards += engine.last_stats.get("forwards", 0)
+            same = same and outs[0] == outs[1]
+    finally:
+        engine.speculative = saved
+        engine.reset_cache()
+    return {
+        "model": engine.info.spec,
+        "prompts": prompts,
+        "prompt_tokens": prompt_tokens,
+        "new_tokens": new_tokens,
+        "draft_tokens": engine.draft_tokens,
+        "drafted": drafted,
+        "accepted": accepted,
+        "acceptance": _ratio(accepted, drafted),
+        "forwards_per_token": _ratio(forwards, prompts * new_tokens),
+        "plain_decode_ms": round(sum(plain_ms), 1),
+        "spec_decode_ms": round(sum(spec_ms), 1),
+        "speedup": _ratio(sum(plain_ms), sum(spec_ms)),
+        "identical_output": same,
+    }
+
+
+def _threads() -> int:
+    try:
+        import torch
+
+        return torch.get_num_threads()
+    except ImportError:
+        return 0
+
+
+def run_engine_suite(args: Any) -> dict[str, Any]:
+    """``phi-lsp bench --suite engine``: load ``args.model`` and measure it."""
+    from model_runtime.loader import load_engine
+
+    t0 = time.perf_counter()
+    engine = load_engine(args.model, device=args.device, dtype=args.dtype)
+    load_ms = (time.perf_counter() - t0) * 1000
+    try:
+        out = engine_bench(
+            engine,
+            prompt_tokens=args.prompt_tokens,
+            new_tokens=args.new_tokens,
+            runs=args.runs,
+        )
+        out["load_ms"] = round(load_ms, 1)
+        if hasattr(engine, "speculative"):
+            out["speculative"] = speculative_bench(
+                engine,
+                prompt_tokens=args.prompt_tokens,
+                new_tokens=max(args.new_tokens, 32),
+                prompts=max(1, min(args.runs, 3)),
+            )
+        return out
+    finally:
+        engine.close()
