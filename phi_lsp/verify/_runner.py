@@ -180,12 +180,14 @@ def _namespaces(tmp: str) -> dict:
             == 0
         ):
             done["filesystem"] = "read-only mounts except the temp dir"
-    done["_libc"] = libc
     return done
 
 
-def _drop_privileges(libc: object) -> bool:
+def _drop_privileges() -> bool:
+    """All capabilities gone (root keeps its uid but not its powers) and no_new_privs."""
     import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
 
     class Header(ctypes.Structure):
         _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
@@ -516,7 +518,6 @@ def main() -> None:
     os.chdir(tmp)
     isolation: dict = {}
     ns = _namespaces(tmp) if job.get("namespaces", True) else {}
-    libc = ns.pop("_libc", None)
     os.chdir(tmp)  # again: the writable bind mount now covers the old cwd
     isolation.update(ns)
     isolation.setdefault("network", "socket creation blocked (audit hook)")
@@ -527,8 +528,11 @@ def main() -> None:
     pid = os.fork()
     if pid == 0:
         try:
-            if libc is not None:
-                isolation["capabilities"] = "dropped" if _drop_privileges(libc) else "kept"
+            try:
+                dropped = _drop_privileges()
+            except (OSError, AttributeError):
+                dropped = False
+            isolation["capabilities"] = "dropped" if dropped else "kept"
             isolation["rlimits"] = _rlimits(job["limits"])
             try:
                 seccomp = _no_new_processes()

@@ -46,7 +46,10 @@ class Limits:
     nproc: int = 64  # binds non-root users only; seccomp blocks new processes
     file_size_mb: int = 16
     open_files: int = 64
-    namespaces: bool = True
+    # PHI_LSP_VERIFY_NAMESPACES=0: skip the namespaces (audit-hook fallbacks only).
+    namespaces: bool = field(
+        default_factory=lambda: os.environ.get("PHI_LSP_VERIFY_NAMESPACES", "1") != "0"
+    )
 
     def for_timeout(self, timeout_s: float) -> dict:
         cpu = self.cpu_s if self.cpu_s is not None else int(math.ceil(timeout_s)) + 1
@@ -128,7 +131,10 @@ def run_checks(
         }
         for c in checks
     ]
-    events, ended = _POOL.run(job, timeout_s, cancel)
+    try:
+        events, ended = _POOL.run(job, timeout_s, cancel)
+    except OSError as e:  # cannot fork, too many open files, ...
+        return VerifyResult("error", reason=f"could not start the sandbox: {e}")
     result = _interpret(events, ended, rows, timeout_s, function_name)
     result.elapsed_ms = round((time.perf_counter() - t0) * 1000, 1)
     return result

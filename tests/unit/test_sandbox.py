@@ -14,6 +14,15 @@ import pytest
 from phi_lsp.verify import sandbox, verify_function
 
 
+@pytest.fixture(autouse=True, params=["namespaces", "audit-hook-fallback"])
+def isolation_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs with the OS namespaces and again with the fallbacks alone (what
+    a kernel that refuses unprivileged namespaces gets)."""
+    if request.param != "namespaces":
+        monkeypatch.setenv("PHI_LSP_VERIFY_NAMESPACES", "0")
+    return request.param
+
+
 @pytest.fixture(autouse=True)
 def track_children(monkeypatch: pytest.MonkeyPatch) -> list:
     """Record every sandbox child so tests can check that nothing of it is left."""
@@ -229,15 +238,26 @@ def test_os_exit_is_reported(track_children: list) -> None:
     assert_nothing_left(track_children)
 
 
-def test_segfault_is_reported(track_children: list) -> None:
-    body = "import ctypes\nreturn ctypes.string_at(0)"
+def test_segfault_is_reported(isolation_mode: str, track_children: list) -> None:
+    if isolation_mode == "namespaces":
+        # A real invalid read (a signal raised by PID 1 of a namespace would be ignored).
+        body = "import ctypes\nreturn ctypes.string_at(0)"
+    else:
+        body = "import faulthandler\nfaulthandler._sigsegv()"
     r = verify_function(module(body), "f")
     assert r.status == "error"
-    if r.sandbox.get("filesystem", "").startswith("read-only"):
-        assert "SIGSEGV" in r.reason
-    else:  # without namespaces ctypes itself is refused
-        assert "ctypes" in r.results[0]["got"]
+    assert "SIGSEGV" in r.reason and "f()" in r.reason
+    assert r.results[0]["got"] == "<crashed>"
     assert_nothing_left(track_children)
+
+
+def test_ctypes_is_refused_without_read_only_mounts(isolation_mode: str) -> None:
+    r = verify_function(module("import ctypes\nreturn 'done'"), "f")
+    if isolation_mode == "namespaces" and r.sandbox["filesystem"].startswith("read-only"):
+        assert r.status == "passed"
+    else:
+        assert r.status == "failed"
+        assert "ctypes is refused" in r.results[0]["got"]
 
 
 def test_huge_output_is_capped(track_children: list) -> None:
@@ -328,9 +348,12 @@ def test_broken_module_is_an_error_not_a_failure() -> None:
     assert "no_such_module_xyz" in r.reason
 
 
-def test_sandbox_reports_what_isolation_was_applied() -> None:
+def test_sandbox_reports_what_isolation_was_applied(isolation_mode: str) -> None:
     r = verify_function(module("return 'done'"), "f")
     assert r.status == "passed"
+    if isolation_mode != "namespaces":
+        assert r.sandbox["network"] == "socket creation blocked (audit hook)"
+        assert r.sandbox["filesystem"] == "writes outside the temp dir refused (audit hook)"
     for key in ("network", "filesystem", "rlimits", "processes"):
         assert key in r.sandbox
     assert r.sandbox["rlimits"]["address_space_mb"] == 1024
