@@ -110,6 +110,9 @@ def extract(
             for name, flag in doctest.OPTIONFLAGS_BY_NAME.items()
             if flag in part.options
         }
+        if options.get("SKIP"):
+            skipped.append(Skipped(part.lineno, part.source.strip(), "marked doctest: +SKIP"))
+            continue
         want, style = part.want, ">>>"
         if not want and _is_comparison(part.source):
             # ">>> f(x) == y" with no output line: the author means "this is True".

@@ -43,6 +43,18 @@ def test_doctest_directives_and_expected_exception() -> None:
     assert boom.exc_msg == "ValueError: negative\n"
 
 
+def test_doctest_skip_directive_is_skipped_not_passed() -> None:
+    result = extract("    >>> f(1)  # doctest: +SKIP\n    99\n", "f")
+    assert result.checks == []
+    assert "SKIP" in result.skipped[0].reason
+
+
+def test_informal_example_right_after_doctest_output_is_its_own_check() -> None:
+    doc = "    >>> f(1)\n    2\n    f(2) == 4\n"
+    checks = extract(doc, "f").checks
+    assert [(c.kind, c.expected) for c in checks] == [("doctest", "2\n"), ("call", "4")]
+
+
 def test_doctest_comparison_without_output_means_true() -> None:
     (check,) = extract("    >>> f([]) == 0\n", "f").checks
     assert check.expected == "True\n"
