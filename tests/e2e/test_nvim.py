@@ -303,6 +303,30 @@ def test_status_line_and_verify_command_show_the_examples_result(
     assert shown == ["phi ✓ 1/1"], shown
 
 
+def test_toggle_turns_suggestions_off_and_on_in_the_server(
+    start_nvim: Callable[..., Session], project: Path
+) -> None:
+    if NVIM_012 is None:
+        pytest.skip(f"no Neovim >= 0.12: {SETUP_HINT}")
+    nv = start_nvim(NVIM_012)
+    nv.edit(project / "add.py")
+    assert wait_for(lambda: nv.lua(STATUSLINE) == "Phi ready"), nv.lua(STATUSLINE)
+    nv.nvim.command("PhiLspToggle")
+    # The setting travels as workspace/didChangeConfiguration; the server answers
+    # with its new state.
+    assert wait_for(lambda: nv.lua(STATUSLINE) == "Phi disabled"), nv.lua(STATUSLINE)
+    nv.nvim.input("Go")
+    time.sleep(1.0)  # well past the 200 ms debounce: nothing may show
+    assert nv.ghost() == ""
+    nv.nvim.input("<Esc>")
+    assert wait_for(lambda: nv.lua("return vim.fn.mode()") == "n")
+    nv.nvim.command("PhiLspToggle")
+    assert wait_for(lambda: nv.lua(STATUSLINE) == "Phi ready"), nv.lua(STATUSLINE)
+    nv.nvim.current.buffer[:] = SOURCE.splitlines()  # Esc dropped the empty line's indent
+    nv.nvim.input("Go")
+    assert wait_for(lambda: EXPECT in nv.ghost()), "no ghost text after turning it back on"
+
+
 def test_checkhealth_reports_server_version_and_model_state(
     start_nvim: Callable[..., Session], project: Path
 ) -> None:

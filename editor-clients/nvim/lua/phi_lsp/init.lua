@@ -78,7 +78,10 @@ end
 
 local function on_attach(client, bufnr)
   if M.native() then
-    vim.lsp.inline_completion.enable(config.options.settings.enable ~= false, { bufnr = bufnr })
+    -- Shown in this buffer; `enable = false` (:PhiLspToggle) switches off this
+    -- client only, not other servers' inline completion.
+    vim.lsp.inline_completion.enable(true, { bufnr = bufnr })
+    vim.lsp.inline_completion.enable(config.options.settings.enable ~= false, { client_id = client.id })
   else
     require('phi_lsp.ghost').attach(bufnr)
   end
@@ -165,7 +168,9 @@ function M.toggle()
   local on = config.options.settings.enable == false
   M.set({ enable = on })
   if M.native() then
-    vim.lsp.inline_completion.enable(on)
+    for _, client in ipairs(get_clients({ name = M.name })) do
+      vim.lsp.inline_completion.enable(on, { client_id = client.id })
+    end
   else
     for _, buf in ipairs(vim.api.nvim_list_bufs()) do
       require('phi_lsp.ghost').clear(buf)
