@@ -1,0 +1,141 @@
+"""Logging for the language server: ``window/logMessage`` and a file, never stdout.
+
+stdout is the protocol channel under ``--stdio``; one stray byte there breaks the
+editor's connection, so the only handlers installed here are the LSP forwarder and
+a rotating file in ``platformdirs.user_log_dir("phi-lsp")`` (or ``--log-file``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import logging.handlers
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import platformdirs
+
+# Our own loggers. pygls logs every message it sends at INFO; forwarding those to
+# window/logMessage would feed back on itself, so pygls only reaches the file.
+FORWARDED = ("phi_lsp", "model_runtime")
+
+LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
+
+_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s"
+
+
+def default_log_file() -> Path:
+    return Path(platformdirs.user_log_dir("phi-lsp")) / "phi-lsp.log"
+
+
+class LspLogHandler(logging.Handler):
+    """Forwards records to the client as ``window/logMessage``.
+
+    ``send(level, text)`` is called on the event loop thread: records from worker
+    threads are handed over with ``call_soon_threadsafe`` so that two threads never
+    write to the protocol stream at once.
+    """
+
+    def __init__(self, send: Callable[[int, str], None], level: int = logging.INFO) -> None:
+        super().__init__(level)
+        self._send = send
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._local = threading.local()
+        self.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self._loop is None or self._loop.is_closed():
+            return
+        if getattr(self._local, "busy", False):  # a log call made while sending one
+            return
+        try:
+            text = self.format(record)
+        except Exception:
+            self.handleError(record)
+            return
+        level = record.levelno
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:
+            self._deliver(level, text)
+        else:
+            # RuntimeError: the loop closed between the check and the call.
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._deliver, level, text)
+
+    def _deliver(self, level: int, text: str) -> None:
+        self._local.busy = True
+        try:
+            self._send(level, text)
+        except Exception:
+            pass  # the client is gone; the file handler still has the record
+        finally:
+            self._local.busy = False
+
+
+def setup(level: str = "info", log_file: str | Path | None = None) -> Path | None:
+    """Install the file handler; the LSP forwarder comes later (``install_lsp_handler``).
+
+    Returns the file actually used, or None if it could not be opened (logging then
+    reaches the client only).
+    """
+    path = Path(log_file) if log_file else default_log_file()
+    root = logging.getLogger()
+    root.setLevel(logging.DEBUG)
+    # Drop handlers that could write to stdout (e.g. a basicConfig done by a library).
+    for h in list(root.handlers):
+        if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler):
+            root.removeHandler(h)
+    used: Path | None = path
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh = logging.handlers.RotatingFileHandler(
+            path,
+            maxBytes=2_000_000,
+            backupCount=2,
+            encoding="utf-8",
+            errors="backslashreplace",  # lone surrogates from odd documents must not fail
+        )
+        fh.setFormatter(logging.Formatter(_FORMAT))
+        fh.setLevel(LEVELS.get(level, logging.INFO))
+        fh.set_name("phi-lsp-file")
+        root.addHandler(fh)
+    except OSError:
+        used = None
+    # pygls is chatty at INFO (every message sent); keep it at WARNING in the file too.
+    logging.getLogger("pygls").setLevel(logging.WARNING)
+    logging.raiseExceptions = False  # a broken handler must never break the server
+    return used
+
+
+def install_lsp_handler(handler: LspLogHandler) -> None:
+    for name in FORWARDED:
+        lg = logging.getLogger(name)
+        lg.addHandler(handler)
+
+
+def remove_lsp_handler(handler: LspLogHandler) -> None:
+    for name in FORWARDED:
+        logging.getLogger(name).removeHandler(handler)
+
+
+def set_level(level: str, handler: LspLogHandler | None) -> None:
+    """Apply the ``logLevel`` setting to the client forwarder and the file."""
+    value = LEVELS.get(level, logging.INFO)
+    if handler is not None:
+        handler.setLevel(value)
+    for h in logging.getLogger().handlers:
+        if h.get_name() == "phi-lsp-file":
+            h.setLevel(value)
