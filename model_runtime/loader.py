@@ -1,21 +1,485 @@
-"""Model specs → engines. See design.md "Model specs"."""
+"""Model specs → engines. See design.md "Model specs".
+
+``microsoft/phi-1`` (a hub id), a directory, and ``tiny`` all go through the real
+transformers ``from_pretrained`` path; ``random:phi-1[?layers=N]`` builds Phi-1's shape
+with random weights; ``replay:PATH`` and ``openai:URL`` are backends of their own.
+
+torch/transformers are imported inside functions, so importing this module is cheap.
+Every failure a user can cause is a ``ModelLoadError`` that says what to do.
+"""
 
 from __future__ import annotations
 
-from model_runtime.types import Engine, ModelLoadError
+import json
+import logging
+import os
+import re
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+from model_runtime.types import Engine, EngineInfo, ModelLoadError
+
+log = logging.getLogger(__name__)
+
+DEVICES = ("auto", "cpu", "cuda")
+DTYPES = ("auto", "float16", "bfloat16", "float32", "int8")
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
+# Phi-1's exact shape (config.json of microsoft/phi-1), for random:phi-1.
+PHI1_SHAPE: dict[str, Any] = {
+    "vocab_size": 51200,
+    "hidden_size": 2048,
+    "intermediate_size": 8192,
+    "num_hidden_layers": 24,
+    "num_attention_heads": 32,
+    "max_position_embeddings": 2048,
+    "hidden_act": "gelu_new",
+    "layer_norm_eps": 1e-5,
+    "resid_pdrop": 0.0,
+    "embd_pdrop": 0.0,
+    "attention_dropout": 0.0,
+    "partial_rotary_factor": 0.5,
+    "rope_theta": 10000.0,
+}
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+_RANDOM_KEYS = {"layers", "seed"}
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A parsed model spec. ``kind``: hub | dir | tiny | random | replay | openai."""
+
+    text: str
+    kind: str
+    target: str = ""  # hub id, directory, URL or file, as the kind needs
+    query: dict[str, int] = field(default_factory=dict)
+
+
+def parse_spec(spec: str) -> Spec:
+    """Classify a spec without touching the disk's models or the network."""
+    s = spec.strip()
+    if not s:
+        raise ModelLoadError("empty model spec; try microsoft/phi-1, a directory, or tiny")
+    if s.startswith("replay:"):
+        return Spec(s, "replay", s.removeprefix("replay:"))
+    if s.startswith("openai:"):
+        return Spec(s, "openai", s.removeprefix("openai:"))
+    if s == "tiny":
+        return Spec(s, "tiny")
+    if s.startswith("random:"):
+        return _parse_random(s)
+    path = Path(s).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise ModelLoadError(
+                f"{s} is a file, not a model directory (expected a directory saved with "
+                "save_pretrained: config.json, weights, tokenizer files)"
+            )
+        return Spec(s, "dir", str(path.resolve()))
+    if s.startswith(("/", ".", "~")) or s.count("/") > 1 or os.sep in s.replace("/", ""):
+        raise ModelLoadError(f"model directory {s} does not exist")
+    if _HUB_ID.match(s):
+        return Spec(s, "hub", s)
+    raise ModelLoadError(
+        f"{s!r} is not a model spec: use a Hugging Face id (microsoft/phi-1), a directory, "
+        "tiny, random:phi-1[?layers=N], replay:PATH or openai:URL"
+    )
+
+
+def _parse_random(s: str) -> Spec:
+    u = urlparse(s)
+    name = s.removeprefix("random:").split("?", 1)[0]
+    if name != "phi-1":
+        raise ModelLoadError(
+            f"{s}: only random:phi-1 is known (Phi-1's shape with random weights), not {name!r}"
+        )
+    query: dict[str, int] = {}
+    for key, values in parse_qs(u.query, keep_blank_values=True, strict_parsing=False).items():
+        if key not in _RANDOM_KEYS:
+            raise ModelLoadError(f"{s}: unknown option {key!r} (known: layers, seed)")
+        try:
+            query[key] = int(values[-1])
+        except ValueError:
+            raise ModelLoadError(f"{s}: {key} must be an integer, got {values[-1]!r}") from None
+    if "?" in s and not query:
+        raise ModelLoadError(f"{s}: bad query; write random:phi-1?layers=N")
+    layers = query.get("layers", PHI1_SHAPE["num_hidden_layers"])
+    if not 1 <= layers <= 64:
+        raise ModelLoadError(f"{s}: layers must be between 1 and 64, got {layers}")
+    return Spec(s, "random", "phi-1", query)
+
+
+# --- device and dtype ---------------------------------------------------------------
+
+
+def resolve_device(device: str) -> str:
+    """auto → cuda if available, else cpu. An explicit cuda without CUDA is an error."""
+    if device not in DEVICES:
+        raise ModelLoadError(f"device {device!r} is not one of {', '.join(DEVICES)}")
+    if device == "cpu":
+        return "cpu"
+    import torch
+
+    has_cuda = torch.cuda.is_available()
+    if device == "cuda" and not has_cuda:
+        raise ModelLoadError(
+            "device cuda was asked for, but torch sees no CUDA GPU "
+            f"(torch {torch.__version__}); use --device cpu or auto"
+        )
+    return "cuda" if has_cuda else "cpu"
+
+
+def resolve_dtype(dtype: str, device: str) -> str:
+    """auto → float16 on CUDA, float32 on CPU (CPU half precision is slow, measured)."""
+    if dtype not in DTYPES:
+        raise ModelLoadError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}")
+    if dtype == "int8":
+        raise ModelLoadError("dtype int8 is not available yet; use float16 (CUDA) or float32")
+    if dtype == "auto":
+        return "float16" if device == "cuda" else "float32"
+    if device == "cpu" and dtype in ("float16", "bfloat16"):
+        log.warning("dtype %s on the CPU is slow (no fast kernels); float32 is faster", dtype)
+    return dtype
+
+
+# --- engines ------------------------------------------------------------------------
 
 
 def load_engine(spec: str, device: str = "auto", dtype: str = "auto", **options: object) -> Engine:
-    if spec.startswith("replay:"):
+    p = parse_spec(spec)
+    if p.kind == "replay":
         from model_runtime.backends.replay import ReplayEngine
 
         delay = float(options.get("replay_delay_s", 0.0))  # type: ignore[arg-type]
-        return ReplayEngine(spec.removeprefix("replay:"), delay_s=delay)
-    if spec.startswith("openai:"):
+        return ReplayEngine(p.target, delay_s=delay)
+    if p.kind == "openai":
         # A remote OpenAI-compatible server; options: remote_model, api_key_env, timeout_s,
         # verify_tls (see backends/openai.py). device/dtype are the server's business.
         from model_runtime.backends.openai import OpenAIEngine
 
-        return OpenAIEngine(spec.removeprefix("openai:"), **options)  # type: ignore[arg-type]
-    # TODO(foundation): tiny, random:phi-1, directories, hub ids, openai:URL.
-    raise ModelLoadError(f"model spec {spec!r} is not supported yet")
+        return OpenAIEngine(p.target, **options)  # type: ignore[arg-type]
+    model, tokenizer, info = load_model_and_tokenizer(spec, device=device, dtype=dtype)
+    from model_runtime.engine import LocalEngine
+
+    return LocalEngine(model, tokenizer, info)
+
+
+def load_model_and_tokenizer(
+    spec: str, device: str = "auto", dtype: str = "auto"
+) -> tuple[Any, Any, EngineInfo]:
+    """(model on its device/dtype in eval mode, PreTrainedTokenizerFast, EngineInfo)."""
+    p = parse_spec(spec)
+    if p.kind in ("replay", "openai"):
+        raise ModelLoadError(f"{spec}: not a local transformers model")
+    # Cheap checks first: a hub id that is not cached fails before torch is imported.
+    hub = _hub_source(p.target) if p.kind == "hub" else None
+    dev = resolve_device(device)
+    dt = resolve_dtype(dtype, dev)
+    if p.kind == "random":
+        return _load_random(p, dev, dt)
+    if p.kind == "tiny":
+        from model_runtime import tiny
+
+        try:
+            path = tiny.ensure_tiny(progress=lambda m: log.info("%s", m))
+        except OSError as e:
+            raise ModelLoadError(
+                f"tiny: cannot build the tiny model in {tiny.tiny_model_dir()}: {e}; "
+                "set PHI_LSP_CACHE_DIR to a writable directory"
+            ) from e
+        return _load_pretrained(spec, str(path), str(path), dev, dt, local_only=True)
+    if p.kind == "dir":
+        _check_model_dir(Path(p.target))
+        return _load_pretrained(spec, p.target, p.target, dev, dt, local_only=True)
+    assert hub is not None
+    source, local_only = hub
+    return _load_pretrained(spec, p.target, source, dev, dt, local_only=local_only)
+
+
+def _check_model_dir(path: Path) -> None:
+    if not (path / "config.json").is_file():
+        raise ModelLoadError(
+            f"{path} has no config.json: not a model directory saved with save_pretrained"
+        )
+    if not any((path / f).is_file() for f in WEIGHT_FILES):
+        raise ModelLoadError(
+            f"{path} has a config.json but no weights ({' or '.join(WEIGHT_FILES[::2])})"
+        )
+
+
+def _torch_dtype(name: str) -> Any:
+    import torch
+
+    return {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}[name]
+
+
+def _load_pretrained(
+    spec: str, where: str, source: str, device: str, dtype: str, *, local_only: bool
+) -> tuple[Any, Any, EngineInfo]:
+    """``from_pretrained`` for a directory or a hub id (already checked: cached or online)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    kwargs: dict[str, Any] = {"dtype": _torch_dtype(dtype), "local_files_only": local_only}
+    if device == "cuda":
+        kwargs["device_map"] = "cuda"  # accelerate places the weights straight on the GPU
+    try:
+        model = AutoModelForCausalLM.from_pretrained(where, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(where, local_files_only=local_only)
+    except ModelLoadError:
+        raise
+    except Exception as e:  # OSError, hub errors, bad config/weights: one clear message
+        raise ModelLoadError(f"cannot load {spec} from {source}: {e}") from e
+    if device == "cpu":
+        model.to("cpu")
+    model.eval()
+    return model, tokenizer, _info(spec, source, model, device, dtype)
+
+
+def _info(spec: str, source: str, model: Any, device: str, dtype: str) -> EngineInfo:
+    cfg = model.config
+    return EngineInfo(
+        spec=spec,
+        source=source,
+        backend="local",
+        device=device,
+        dtype=dtype,
+        params=sum(p.numel() for p in model.parameters()),
+        context_length=int(getattr(cfg, "max_position_embeddings", 2048)),
+        architecture=type(model).__name__,
+    )
+
+
+# --- random:phi-1 -------------------------------------------------------------------
+
+
+def phi1_config(layers: int | None = None, vocab_size: int | None = None) -> Any:
+    from transformers import PhiConfig
+
+    shape = dict(PHI1_SHAPE)
+    rope = {
+        "rope_type": "default",
+        "rope_theta": shape.pop("rope_theta"),
+        "partial_rotary_factor": shape.pop("partial_rotary_factor"),
+    }
+    if layers is not None:
+        shape["num_hidden_layers"] = layers
+    if vocab_size is not None:
+        shape["vocab_size"] = vocab_size
+    return PhiConfig(**shape, rope_parameters=rope, tie_word_embeddings=False)
+
+
+def _load_random(p: Spec, device: str, dtype: str) -> tuple[Any, Any, EngineInfo]:
+    """Phi-1's shape with seeded random weights and the tiny tokenizer (its ids fit in
+    Phi-1's 51,200 vocabulary). Built on the meta device, then materialised and
+    initialised once (the default path initialises every weight twice)."""
+    import torch
+    from transformers import AutoTokenizer, PhiForCausalLM
+
+    from model_runtime import tiny
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(tiny.ensure_tokenizer())
+    except OSError as e:
+        raise ModelLoadError(f"{p.text}: cannot build the tiny tokenizer: {e}") from e
+    config = phi1_config(p.query.get("layers"))
+    config.bos_token_id = config.eos_token_id = config.pad_token_id = tokenizer.eos_token_id
+    tdtype = _torch_dtype(dtype)
+    with torch.device("meta"):
+        model = PhiForCausalLM(config)
+    model = model.to(tdtype).to_empty(device=device)  # cast on meta: no fp32 copy
+    gen = torch.Generator(device=device).manual_seed(p.query.get("seed", 0))
+    std = config.initializer_range
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "layernorm" in name:
+                param.fill_(1.0 if name.endswith("weight") else 0.0)
+            elif name.endswith("bias"):
+                param.zero_()
+            else:
+                param.normal_(0.0, std, generator=gen)
+        # Non-persistent buffers (rotary inverse frequencies) were left empty by to_empty.
+        with torch.device(device):
+            model.model.rotary_emb = type(model.model.rotary_emb)(config)
+    model.eval()
+    source = f"random weights, Phi-1 shape, {config.num_hidden_layers} layers"
+    return model, tokenizer, _info(p.text, source, model, device, dtype)
+
+
+# --- the hub, offline ---------------------------------------------------------------
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on") or (
+        os.environ.get("TRANSFORMERS_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+    )
+
+
+def _hub_reachable(timeout_s: float = 2.0) -> bool:
+    """A quick TCP connect to the hub endpoint: with no network, from_pretrained would
+    otherwise wait out its own (long) timeouts before saying so."""
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname or "", port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def hub_cached_file(repo_id: str, filename: str) -> str | None:
+    """Path of ``filename`` of ``repo_id`` in the local HF cache, or None."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        hit = try_to_load_from_cache(repo_id, filename)
+    except Exception:  # a malformed id: treated as not cached
+        return None
+    return hit if isinstance(hit, str) else None
+
+
+def _hub_source(repo_id: str) -> tuple[str, bool]:
+    """Check that ``repo_id`` can be loaded (cached, or the hub reachable); return where
+    it comes from and whether to load from local files only (cached and offline or
+    unreachable: a cached model never waits on the network)."""
+    cached = hub_cached_file(repo_id, "config.json") is not None and any(
+        hub_cached_file(repo_id, f) for f in WEIGHT_FILES
+    )
+    if cached:
+        return f"{repo_id} (Hugging Face cache)", _offline() or not _hub_reachable()
+    if _offline():
+        why = "offline mode is on (HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE)"
+    elif not _hub_reachable():
+        why = "the hub (huggingface.co) cannot be reached"
+    else:
+        log.info("downloading %s from the Hugging Face hub", repo_id)
+        return f"{repo_id} (Hugging Face hub)", False
+    raise ModelLoadError(not_cached_message(repo_id, why))
+
+
+def not_cached_message(repo_id: str, why: str) -> str:
+    from huggingface_hub import constants
+
+    return (
+        f"the weights of {repo_id} are not in the local Hugging Face cache "
+        f"({constants.HF_HUB_CACHE}) and {why}. Get them once with "
+        f"`hf download {repo_id}` (or `huggingface-cli download {repo_id}`) where there is "
+        "network, or pass a directory saved with save_pretrained (--model /path/to/model). "
+        "`--model tiny` works offline."
+    )
+
+
+# --- what would be loaded (phi-lsp model info) --------------------------------------
+
+
+def describe(spec: str, device: str = "auto", dtype: str = "auto") -> dict[str, Any]:
+    """What ``spec`` would load, without loading weights: source, architecture, params
+    (from the config, on the meta device), dtype, device, context length, and whether the
+    weights are present locally. Raises ModelLoadError like the loader would."""
+    p = parse_spec(spec)
+    out: dict[str, Any] = {"spec": spec, "kind": p.kind}
+    if p.kind == "replay":
+        path = Path(p.target).expanduser()
+        out.update(source=str(path), backend="replay", weights_present=path.is_file())
+        return out
+    if p.kind == "openai":
+        out.update(source=p.target, backend="openai", weights_present=None)
+        return out
+    out["backend"] = "local"
+    if dtype == "int8" or dtype not in DTYPES:
+        resolve_dtype(dtype, "cpu")  # raises the same error the loader would
+    hub_config = _describe_hub(p.target, out) if p.kind == "hub" else None
+    dev = resolve_device(device)
+    out.update(device=dev, dtype=resolve_dtype(dtype, dev))
+    config: Any = None
+    if p.kind == "tiny":
+        from model_runtime import tiny
+
+        path = tiny.tiny_model_dir()
+        built = tiny.is_built(path, tiny.model_hash())
+        out.update(source=str(path), weights_present=built, built=built)
+        if built:
+            config = _read_config(path / "config.json")
+            out["build"] = tiny.read_meta(path)
+        else:
+            out["note"] = "not built yet: `phi-lsp model build-tiny` (or first use) trains it"
+            config = tiny.tiny_config(vocab_size=1024, eos_id=0)  # params: close enough
+    elif p.kind == "random":
+        config = phi1_config(p.query.get("layers"))
+        out.update(source="random weights (Phi-1 shape)", weights_present=True)
+    elif p.kind == "dir":
+        path = Path(p.target)
+        if not (path / "config.json").is_file():
+            _check_model_dir(path)  # raises: no config.json
+        config = _read_config(path / "config.json")
+        out.update(
+            source=str(path), weights_present=any((path / f).is_file() for f in WEIGHT_FILES)
+        )
+    elif hub_config is not None:
+        config = _read_config(hub_config)
+    if config is not None:
+        out.update(_config_facts(config))
+    return out
+
+
+def _describe_hub(repo_id: str, out: dict[str, Any]) -> Path | None:
+    """Fill ``out`` with where a hub id would come from; return its cached config.json.
+    Not cached and not downloadable (offline, or the hub unreachable): ModelLoadError."""
+    cfg_file = hub_cached_file(repo_id, "config.json")
+    weights = any(hub_cached_file(repo_id, f) for f in WEIGHT_FILES)
+    out.update(source=f"{repo_id} (Hugging Face hub)", weights_present=weights)
+    if cfg_file is None or not weights:
+        if _offline():
+            why = "offline mode is on (HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE)"
+        elif not _hub_reachable():
+            why = "the hub (huggingface.co) cannot be reached"
+        else:
+            why = "they would be downloaded on first use"
+        if cfg_file is None and why != "they would be downloaded on first use":
+            raise ModelLoadError(not_cached_message(repo_id, why))
+        out["note"] = not_cached_message(repo_id, why)
+    if cfg_file is None:
+        return None
+    out["source"] = f"{repo_id} (Hugging Face cache: {Path(cfg_file).parent})"
+    return Path(cfg_file)
+
+
+def _read_config(path: Path) -> Any:
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(str(path.parent), local_files_only=True)
+    except Exception as e:
+        raise ModelLoadError(f"cannot read {path}: {e}") from e
+
+
+def _config_facts(config: Any) -> dict[str, Any]:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    try:
+        with torch.device("meta"):  # shapes only, no memory, no weights read
+            model = AutoModelForCausalLM.from_config(config)
+        params = sum(p.numel() for p in model.parameters())
+        arch = type(model).__name__
+    except Exception as e:  # an architecture this transformers does not know
+        log.debug("cannot count parameters: %s", e)
+        params, arch = None, ",".join(getattr(config, "architectures", None) or [])
+    return {
+        "architecture": arch,
+        "params": params,
+        "context_length": getattr(config, "max_position_embeddings", None),
+        "layers": getattr(config, "num_hidden_layers", None),
+        "hidden_size": getattr(config, "hidden_size", None),
+        "vocab_size": getattr(config, "vocab_size", None),
+    }
+
+
+def as_json(obj: dict[str, Any]) -> str:
+    return json.dumps(obj, default=str)

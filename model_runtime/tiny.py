@@ -86,8 +86,13 @@ def tiny_tokenizer_dir() -> Path:
 # --- the corpus ---------------------------------------------------------------------
 
 
-def corpus_text() -> str:
-    return (resources.files("model_runtime") / "data" / "tiny_corpus.py").read_text("utf-8")
+def corpus_text(name: str = "tiny_corpus.py") -> str:
+    return (resources.files("model_runtime") / "data" / name).read_text("utf-8")
+
+
+def heldout_functions() -> dict[str, str]:
+    """Functions in the corpus's style that the model is NOT trained on."""
+    return corpus_functions(corpus_text("tiny_heldout.py"))
 
 
 def corpus_functions(text: str | None = None) -> dict[str, str]:
