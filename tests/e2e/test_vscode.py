@@ -6,7 +6,8 @@ this checkout and installed with `--install-extension`; the extension finds
 `phi-lsp` beside the selected Python interpreter and starts it with the
 deterministic `replay:` model. The driver (vscode/drive.mjs) types inside a
 function, waits for the ghost text, takes a screenshot, accepts with Tab, saves,
-runs "phi-lsp: Verify Current Function" from the command palette and times
+runs "phi-lsp: Verify Current Function" and "Toggle Completions" from the
+command palette, and times
 keystroke -> ghost text.
 
 Install the kit: `bash scripts/setup-editors.sh` (PHI_LSP_EDITORS_DIR, default
@@ -130,6 +131,7 @@ def test_ghost_text_in_vscode_is_accepted_with_tab(tmp_path: Path, vsix: Path) -
         "Phi ready",
         "--verify-expect",
         "✓ 1/1",
+        "--toggle-check",
         "--latency-runs",
         str(LATENCY_TRIES),
         "--screenshot",
@@ -142,6 +144,9 @@ def test_ghost_text_in_vscode_is_accepted_with_tab(tmp_path: Path, vsix: Path) -
     assert res["savedText"].rstrip("\n") == SOURCE + "    return a + b", res["savedText"]
     assert res["statusBar"] == "Phi ready"
     assert res["statusBarAfterVerify"] == "Phi ready ✓ 1/1"
+    # "Toggle Completions" reached the server and came back as its state.
+    assert res["statusBarToggledOff"].startswith("Phi disabled"), res
+    assert res["statusBarToggledOn"].startswith("Phi ready"), res
 
     delays = res["latencyMs"]
     assert len(delays) == LATENCY_TRIES

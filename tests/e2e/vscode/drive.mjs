@@ -6,7 +6,8 @@
 //
 //   node drive.mjs --install DIR --file FILE.py --expect TEXT
 //                  [--extension X.vsix] [--settings JSON] [--trigger TEXT]
-//                  [--status-expect TEXT] [--verify-expect TEXT] [--latency-runs N] [--status-only]
+//                  [--status-expect TEXT] [--verify-expect TEXT] [--latency-runs N]
+//                  [--toggle-check] [--status-only]
 //                  [--screenshot FILE.png] [--result FILE.json]
 //                  [--timeout SEC] [--retype SEC] [--chromium PATH] [--tmp DIR] [--keep]
 //
@@ -15,7 +16,8 @@
 // ghost text containing EXPECT must appear (screenshot), Tab accepts it, Ctrl+S
 // saves, and the file on disk must hold it. Then, optionally: the status bar
 // must show STATUS_EXPECT; "phi-lsp: Verify Current Function" from the command
-// palette must put VERIFY_EXPECT in the status bar; and N timed tries measure
+// palette must put VERIFY_EXPECT in the status bar; "Toggle Completions" twice
+// must turn the server off and on again (--toggle-check); and N timed tries measure
 // keystroke -> visible ghost text. --result writes the figures as JSON.
 // --status-only: no suggestion expected (a broken setup): wait for STATUS_EXPECT
 // in the status bar, record the notifications, and check that typing and saving
@@ -38,6 +40,7 @@ const { values: opt } = parseArgs({
     'status-expect': { type: 'string' },
     'verify-expect': { type: 'string' },
     'status-only': { type: 'boolean', default: false },
+    'toggle-check': { type: 'boolean', default: false },
     'latency-runs': { type: 'string', default: '0' },
     screenshot: { type: 'string' },
     result: { type: 'string' },
@@ -308,17 +311,30 @@ async function main() {
   log(`accepted with Tab; ${FILE_NAME} saved:\n${result.savedText}`);
 
   // The extension's own command, run as a person would: the command palette.
-  if (opt['verify-expect']) {
-    await page.keyboard.press('ArrowUp'); // cursor inside the function body
+  const palette = async (title) => {
     await page.keyboard.press('F1');
     const input = page.locator('.quick-input-widget input');
     await input.waitFor({ timeout: 10000 });
-    await input.fill('>phi-lsp: Verify Current Function');
-    await page.locator('.quick-input-list .monaco-list-row', { hasText: 'Verify Current Function' }).first().waitFor({ timeout: 10000 });
+    await input.fill(`>phi-lsp: ${title}`);
+    await page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first().waitFor({ timeout: 10000 });
     await page.keyboard.press('Enter');
+  };
+  if (opt['verify-expect']) {
+    await page.keyboard.press('ArrowUp'); // cursor inside the function body
+    await palette('Verify Current Function');
     await waitStatus(opt['verify-expect'], 30000);
     result.statusBarAfterVerify = await statusText();
     log(`verify: status bar ${JSON.stringify(result.statusBarAfterVerify)}`);
+  }
+  if (opt['toggle-check']) {
+    // Off: the setting reaches the server (didChangeConfiguration), which says so.
+    await palette('Toggle Completions');
+    await waitStatus('Phi disabled', 30000);
+    result.statusBarToggledOff = await statusText();
+    await palette('Toggle Completions');
+    await waitStatus('Phi ready', 30000);
+    result.statusBarToggledOn = await statusText();
+    log(`toggle: ${JSON.stringify(result.statusBarToggledOff)} -> ${JSON.stringify(result.statusBarToggledOn)}`);
   }
   if (pageErrors.length) log(`page errors (not fatal): ${pageErrors.slice(0, 3).join(' | ')}`);
 }
