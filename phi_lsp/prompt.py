@@ -60,13 +60,17 @@ class _CountCache:
         return n
 
 
-_counters: dict[int, _CountCache] = {}
+_counters: OrderedDict[tuple[int, int], _CountCache] = OrderedDict()
 
 
 def _counter(count: TokenCounter) -> _CountCache:
-    c = _counters.get(id(count))
-    if c is None or c.count is not count:
-        c = _counters[id(count)] = _CountCache(count)
+    # Bound methods are new objects on each attribute access: key by owner + function.
+    key = (id(getattr(count, "__self__", None)), id(getattr(count, "__func__", count)))
+    c = _counters.get(key)
+    if c is None or c.count != count:
+        c = _counters[key] = _CountCache(count)
+        while len(_counters) > 8:
+            _counters.popitem(last=False)
     return c
 
 

@@ -1,0 +1,186 @@
+"""Completer: the pipeline end to end with the replay model, through a real Worker
+thread, the typing-along cache, cancellation, and verified candidates."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from model_runtime import Generation, GenerationRequest, Worker
+from model_runtime.backends.replay import ReplayEngine, pieces
+from phi_lsp.completion import Completer
+from phi_lsp.documents import Document
+from phi_lsp.settings import Settings
+
+SOURCE = '''\
+def add(a, b):
+    """Return the sum of a and b.
+
+    >>> add(2, 3)
+    5
+    """
+<BLANK4>
+
+def is_even(n):
+    """True if n is even."""
+    return n % 2 == 0
+'''.replace("<BLANK4>", "    ")
+CURSOR = (6, 4)  # the indented empty line after add's docstring
+TRUE_REST = (
+    'return a + b\n\n\ndef is_even(n):\n    """True if n is even."""\n    return n % 2 == 0\n'
+)
+
+
+class Counting:
+    """A real engine, counted (how often the model was asked, what it returned)."""
+
+    def __init__(self, engine: object) -> None:
+        self.engine = engine
+        self.info = engine.info  # type: ignore[attr-defined]
+        self.calls: list[Generation] = []
+
+    def count_tokens(self, text: str) -> int:
+        return self.engine.count_tokens(text)  # type: ignore[attr-defined]
+
+    def generate(self, request: GenerationRequest, should_stop=None) -> Generation:  # type: ignore[no-untyped-def]
+        g = self.engine.generate(request, should_stop)  # type: ignore[attr-defined]
+        self.calls.append(g)
+        return g
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def rest_file(tmp_path: Path) -> Path:
+    p = tmp_path / "rest.txt"
+    p.write_text(TRUE_REST)
+    return p
+
+
+def test_completes_the_body_at_the_cursor(rest_file: Path) -> None:
+    engine = Counting(ReplayEngine(rest_file))
+    c = Completer(engine, Settings(max_new_tokens=128)).complete(SOURCE, *CURSOR)
+    assert c is not None
+    assert c.text == "return a + b"
+    assert c.function == "add" and c.line == 0
+    assert c.range == {"start": {"line": 6, "character": 4}, "end": {"line": 6, "character": 4}}
+    # The stop rule ended generation at the next def, long before the replay's end.
+    g = engine.calls[0]
+    assert g.finish_reason == "stop_fn"
+    assert g.new_tokens < len(pieces(TRUE_REST))
+
+
+def test_through_a_real_worker_thread(rest_file: Path) -> None:
+    worker = Worker(lambda: ReplayEngine(rest_file))
+    try:
+        c = Completer(worker, Settings()).complete(SOURCE, *CURSOR, key="file:///a.py")
+        assert c is not None and c.text == "return a + b"
+    finally:
+        worker.shutdown()
+
+
+def test_document_input_is_not_reparsed(rest_file: Path) -> None:
+    doc = Document(SOURCE, version=4, uri="file:///a.py")
+    c = Completer(ReplayEngine(rest_file)).complete(doc, *CURSOR)
+    assert c is not None and c.text == "return a + b"
+    assert doc.full_parses == 1 and doc.incremental_parses == 0
+
+
+def test_typing_along_the_suggestion_is_answered_from_the_cache(rest_file: Path) -> None:
+    engine = Counting(ReplayEngine(rest_file))
+    completer = Completer(engine, Settings())
+    doc = Document(SOURCE)
+    first = completer.complete(doc, *CURSOR)
+    assert first is not None and first.text == "return a + b"
+    # The user types "retu": the rest comes back without the model.
+    doc.apply_change((CURSOR, CURSOR), "retu")
+    second = completer.complete(doc, 6, 8)
+    assert second is not None and second.text == "rn a + b" and second.cached
+    assert len(engine.calls) == 1
+    # Typing something else asks the model again.
+    doc.apply_change(((6, 8), (6, 8)), "x")
+    completer.complete(doc, 6, 9)
+    assert len(engine.calls) == 2
+
+
+def test_cursor_outside_a_function_gives_nothing(rest_file: Path) -> None:
+    assert Completer(ReplayEngine(rest_file)).complete("x = 1\n", 0, 5) is None
+
+
+def test_range_is_in_utf16_units(tmp_path: Path) -> None:
+    p = tmp_path / "r.txt"
+    p.write_text(" + 1\n")
+    src = 'def f():\n    """Doc."""\n    s = "😀"\n'
+    c = Completer(ReplayEngine(p)).complete(src, 2, 12)
+    assert c is not None and c.text == " + 1"
+    assert c.range["start"] == {"line": 2, "character": 12}
+
+
+def test_cancel_event_stops_the_request(rest_file: Path) -> None:
+    worker = Worker(lambda: ReplayEngine(rest_file, delay_s=0.2))
+    try:
+        cancel = threading.Event()
+        threading.Timer(0.1, cancel.set).start()
+        t = time.perf_counter()
+        c = Completer(worker, Settings()).complete(SOURCE, *CURSOR, cancel=cancel)
+        assert c is None
+        assert time.perf_counter() - t < 1.0
+    finally:
+        worker.shutdown()
+
+
+class BySeed:
+    """Unit-test fake of one engine: a different body per sampling seed."""
+
+    def __init__(self, bodies: dict[int | None, str]) -> None:
+        from model_runtime import EngineInfo
+
+        self.bodies = bodies
+        self.info = EngineInfo(spec="by-seed", source="", backend="fake")
+        self.seeds: list[int | None] = []
+
+    def count_tokens(self, text: str) -> int:
+        return len(text) // 3
+
+    def generate(self, request: GenerationRequest, should_stop=None) -> Generation:  # type: ignore[no-untyped-def]
+        self.seeds.append(request.seed)
+        return Generation(request.forced_prefix + self.bodies[request.seed], "eos")
+
+    def close(self) -> None:
+        pass
+
+
+def test_verification_prefers_a_passing_candidate() -> None:
+    engine = BySeed({None: "return a - b", 1: "return a * b", 2: "return a + b", 3: "return 0"})
+    s = Settings(verify="prefer", candidates=4)
+    c = Completer(engine, s).complete(SOURCE, *CURSOR)
+    assert c is not None
+    assert c.text == "return a + b"
+    assert c.verified is True and c.status == "passed"
+    assert c.examples == {"passed": 1, "failed": 0}
+    assert c.candidates_tried == 3
+    assert engine.seeds == [None, 1, 2]  # greedy first, stopped at the first pass
+
+
+def test_verification_require_gives_nothing_when_all_fail() -> None:
+    engine = BySeed({None: "return a - b", 1: "return a * b"})
+    assert (
+        Completer(engine, Settings(verify="require", candidates=2)).complete(SOURCE, *CURSOR)
+        is None
+    )
+    prefer = Completer(engine, Settings(verify="prefer", candidates=2)).complete(SOURCE, *CURSOR)
+    assert prefer is not None and prefer.verified is False and prefer.status == "failed"
+    assert prefer.text == "return a - b"  # greedy one when none passes
+    assert prefer.candidates_tried == 2
+
+
+def test_function_without_examples_is_not_retried() -> None:
+    src = 'def f(a):\n    """No examples here."""\n    \n'
+    engine = BySeed({None: "return a", 1: "return 2"})
+    c = Completer(engine, Settings(verify="prefer", candidates=2)).complete(src, 2, 4)
+    assert c is not None and c.status == "no-examples" and c.verified is None
+    assert engine.seeds == [None]
