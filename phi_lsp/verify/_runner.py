@@ -16,6 +16,7 @@ running programs, and (without a network namespace) sockets.
 
 import ast
 import builtins
+import contextlib
 import doctest
 import io
 import json
@@ -501,14 +502,27 @@ def _child(job: dict, isolation: dict) -> None:
     emit({"done": True})
 
 
+def _orphaned() -> None:
+    """An unused spare whose host went away (maybe killed, with no chance to clean up):
+    remove our own, still empty, temp dir and leave."""
+    cwd = os.getcwd()
+    if os.path.basename(cwd).startswith("phi-verify-"):
+        with contextlib.suppress(OSError):
+            os.rmdir(cwd)
+    os._exit(0)
+
+
 def main() -> None:
     global RESULT_FD
     # Results go to a private copy of stdout; fds 1 and 2 point at /dev/null for user code.
     RESULT_FD = os.dup(1)
-    _write(RESULT_FD, b'{"ready": true}\n')
-    raw = sys.stdin.read()
+    try:
+        _write(RESULT_FD, b'{"ready": true}\n')
+        raw = sys.stdin.read()
+    except OSError:  # the host is gone
+        raw = ""
     if not raw.strip():
-        os._exit(0)  # an unused spare whose host went away
+        _orphaned()
     job = json.loads(raw)
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
@@ -557,6 +571,11 @@ def main() -> None:
     # The monitor: outlives the child to say how it died. The host kills the child by
     # this pid first, so that the monitor reaps it and no zombie is left to the system.
     emit({"child": pid})
+    # The host enforces the wall-clock timeout; this backstop holds if the host died.
+    import signal
+
+    signal.signal(signal.SIGALRM, lambda *_: os.kill(pid, signal.SIGKILL))
+    signal.alarm(int(job.get("timeout_s", 30)) + 5)
     while True:
         try:
             _, status = os.waitpid(pid, 0)
@@ -566,10 +585,13 @@ def main() -> None:
             break
         except InterruptedError:
             continue
-    if os.WIFSIGNALED(status):
-        emit({"crash": {"signal": os.WTERMSIG(status)}})
-    elif os.WEXITSTATUS(status) != 0:
-        emit({"crash": {"exit": os.WEXITSTATUS(status)}})
+    try:
+        if os.WIFSIGNALED(status):
+            emit({"crash": {"signal": os.WTERMSIG(status)}})
+        elif os.WEXITSTATUS(status) != 0:
+            emit({"crash": {"exit": os.WEXITSTATUS(status)}})
+    except OSError:
+        pass  # the host is gone
     os._exit(0)
 
 

@@ -118,6 +118,7 @@ def run_checks(
         "path": os.path.abspath(path) if path else None,
         "sys_path": _child_sys_path(path),
         "limits": limits.for_timeout(timeout_s),
+        "timeout_s": timeout_s,
         "namespaces": limits.namespaces,
         "checks": [_wire(c) for c in checks],
     }
