@@ -111,8 +111,10 @@ local function normalize(result, bufnr, cursor, encoding)
       end
       -- The text between the range start and the cursor is already typed:
       -- the ghost shows the rest; an item that does not continue it is dropped.
-      local typed = table.concat(vim.api.nvim_buf_get_text(bufnr, srow, scol, cursor[1] - 1, cursor[2], {}), '\n')
-      if vim.startswith(text, typed) and #text > #typed then
+      -- (A range that starts after the cursor is not one we can show: skipped.)
+      local ok, parts = pcall(vim.api.nvim_buf_get_text, bufnr, srow, scol, cursor[1] - 1, cursor[2], {})
+      local typed = ok and table.concat(parts, '\n') or nil
+      if typed and vim.startswith(text, typed) and #text > #typed then
         out[#out + 1] = {
           text = text,
           rest = text:sub(#typed + 1),
