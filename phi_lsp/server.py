@@ -764,9 +764,7 @@ def build_server(overrides: dict[str, Any] | None = None) -> PhiLanguageServer:
             label=first[:60],
             kind=types.CompletionItemKind.Snippet,
             detail=f"phi-lsp: body of {getattr(c, 'function', '')}",
-            documentation=types.MarkupContent(
-                kind=types.MarkupKind.Markdown, value=f"```python\n{c.text}\n```"
-            ),
+            documentation=c.text,  # plain text: every client can show it
             insert_text_format=types.InsertTextFormat.Snippet,
             insert_text_mode=types.InsertTextMode.AsIs,
             text_edit=types.TextEdit(range=_position_range(c), new_text=_snippet_escape(c.text)),
