@@ -200,8 +200,16 @@ def test_write_keeps_permissions_and_crlf(phi_lsp_cmd: list[str], project: Path)
     assert f.stat().st_mode & 0o777 == 0o640
 
 
+@pytest.fixture(scope="session")
+def tiny_built() -> Path:
+    """The `tiny` model, trained once into the user cache (a few minutes the first time)."""
+    from model_runtime import tiny
+
+    return tiny.ensure_tiny()
+
+
 def test_tiny_model_fills_the_examples_and_they_still_parse(
-    phi_lsp_cmd: list[str], tiny_dir: Path, tmp_path: Path
+    phi_lsp_cmd: list[str], tiny_built: Path, tmp_path: Path
 ) -> None:
     """A real PhiForCausalLM (the `tiny` model) writes bodies; the files stay valid Python."""
     filled = 0
