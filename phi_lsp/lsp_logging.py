@@ -93,7 +93,7 @@ def setup(level: str = "info", log_file: str | Path | None = None) -> Path | Non
     """
     path = Path(log_file) if log_file else default_log_file()
     root = logging.getLogger()
-    root.setLevel(logging.DEBUG)
+    root.setLevel(LEVELS.get(level, logging.INFO))
     # Drop handlers that could write to stdout (e.g. a basicConfig done by a library).
     for h in list(root.handlers):
         if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler):
@@ -134,6 +134,8 @@ def remove_lsp_handler(handler: LspLogHandler) -> None:
 def set_level(level: str, handler: LspLogHandler | None) -> None:
     """Apply the ``logLevel`` setting to the client forwarder and the file."""
     value = LEVELS.get(level, logging.INFO)
+    # The root level too: debug records are then not even built unless asked for.
+    logging.getLogger().setLevel(value)
     if handler is not None:
         handler.setLevel(value)
     for h in logging.getLogger().handlers:

@@ -422,6 +422,7 @@ class PhiLanguageServer(LanguageServer):
         self._cancel(uri)  # a newer request for the same document supersedes
         job = _InFlight(doc.version, threading.Event())
         self._inflight[uri] = job
+        t0 = time.perf_counter()
         try:
             if self.settings.debounce_ms:
                 await asyncio.sleep(self.settings.debounce_ms / 1000)
@@ -447,6 +448,18 @@ class PhiLanguageServer(LanguageServer):
         if job.cancel.is_set() or current is not doc or doc.version != job.version:
             log.debug("dropped a stale suggestion for %s (version %s)", uri, job.version)
             return None
+        if log.isEnabledFor(logging.DEBUG):
+            # `phi-lsp bench --suite server` reads this line (logLevel debug).
+            timings = getattr(completer, "timings", None) or {}
+            log.debug(
+                "suggestion %s:%d:%d in %.3f ms (model %.3f ms, cached %s)",
+                uri,
+                line,
+                character,
+                (time.perf_counter() - t0) * 1000,
+                timings.get("model_ms", 0.0) if result is not None else 0.0,
+                bool(getattr(result, "cached", False)),
+            )
         if result is not None and self.settings.verify != "off":
             self._notify_verification(uri, result)
         return result
