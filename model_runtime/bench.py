@@ -77,6 +77,11 @@ def engine_bench(
     cold_ms, warm_ms, prefill_tok_s, decode_tok_s, gen_ms = [], [], [], [], []
     cold = warm = None
     try:
+        # Untimed warm-up of both paths: first-touch page faults of weights and buffers
+        # would otherwise be charged to whichever runs first.
+        engine.generate(GenerationRequest(prompt=typed[:200], max_new_tokens=2))
+        if compare_generate and hasattr(engine, "model"):
+            _generate_ms(engine, typed[:200], 2)
         for _ in range(runs):
             if reset is not None:
                 reset()

@@ -43,17 +43,23 @@ def forward_all(model: Any, ids: Sequence[int], kv: Any) -> torch.Tensor:
 def lookup_draft(
     context: Sequence[int], k: int, max_ngram: int = 3, min_ngram: int = 1
 ) -> list[int]:
-    """Prompt-lookup drafting: find the latest earlier occurrence of the context's last
-    n-gram (longest n first) and propose the ``k`` tokens that followed it."""
+    """Prompt-lookup drafting: find an earlier occurrence of the context's last n-gram
+    (longest n first) and propose the ``k`` tokens that followed it. The latest match
+    wins (code repeats what it just wrote), unless it is too close to the end to offer
+    ``k`` tokens; then an older match that does."""
     n_ctx = len(context)
     for n in range(min(max_ngram, n_ctx - 1), min_ngram - 1, -1):
         tail = list(context[n_ctx - n :])
-        # Latest match first: code repeats what it just wrote (names, indentation).
+        best: list[int] = []
         for start in range(n_ctx - n - 1, -1, -1):
             if context[start] == tail[0] and list(context[start : start + n]) == tail:
                 follow = list(context[start + n : start + n + k])
-                if follow:
-                    return follow
+                if len(follow) > len(best):
+                    best = follow
+                if len(best) == k:
+                    break
+        if best:
+            return best
     return []
 
 
@@ -86,7 +92,8 @@ class LocalEngine:
         self._cache = PrefixCache(model.config, capacity=int(info.context_length))
         self._eos = _eos_ids(model, tokenizer)
         self._ahead: list[tuple[int, torch.Tensor]] = []  # verified-later drafts in the cache
-        # Figures of the last request (the bench reads them).
+        # The last request's generated ids and figures (tests and the bench read them).
+        self.last_tokens: list[int] = []
         self.last_stats: dict[str, int] = {}
 
     # -- Engine protocol --
@@ -192,6 +199,7 @@ class LocalEngine:
 
         t_end = time.perf_counter()
         self.last_stats = stats
+        self.last_tokens = gen_ids
         return Generation(
             text=text,
             finish_reason=reason,  # type: ignore[arg-type]

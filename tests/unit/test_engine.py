@@ -342,3 +342,79 @@ def test_lookup_draft_proposes_what_followed_the_last_ngram() -> None:
     assert lookup_draft([1, 2, 3], 3) == []
     # The latest earlier match wins.
     assert lookup_draft([4, 1, 2, 4, 3, 4], 1) == [3]
+
+
+def _one_token(tok: object, text: str) -> int:
+    ids = tok.encode(text, add_special_tokens=False)  # type: ignore[attr-defined]
+    assert len(ids) == 1, f"{text!r} should be one token of the test tokenizer, got {ids}"
+    return ids[0]
+
+
+def _always(model: object, token: int) -> torch.Tensor:
+    """Bias the output layer so that ``token`` is the greedy choice everywhere; returns
+    the saved bias to restore."""
+    head = model.get_output_embeddings()  # type: ignore[attr-defined]
+    saved = head.bias.detach().clone()
+    with torch.no_grad():
+        head.bias[token] += 1e4
+    return saved
+
+
+def test_speculation_accepts_drafts_the_model_agrees_with(small: tuple[object, object]) -> None:
+    model, tok = small
+    x = _one_token(tok, " json")
+    head = model.get_output_embeddings()  # type: ignore[attr-defined]
+    saved = _always(model, x)
+    try:
+        eng = make_engine(small, speculative=True, draft_tokens=6)
+        g = eng.generate(GenerationRequest(prompt="y =" + " json" * 8, max_new_tokens=20))
+        assert g.text == " json" * 20
+        assert eng.last_stats["accepted"] >= 15
+        assert eng.last_stats["forwards"] <= 6  # instead of 20 one-token steps
+        # The cache holds exactly what was fed: the next request reuses it correctly.
+        again = eng.generate(GenerationRequest(prompt="y =" + " json" * 13))
+        assert again.reused_tokens >= 12
+    finally:
+        with torch.no_grad():
+            head.bias.copy_(saved)
+
+
+@pytest.mark.parametrize("start", [0, 900, 2500])
+def test_speculative_greedy_is_identical_to_plain_greedy(
+    small: tuple[object, object], start: int
+) -> None:
+    plain = make_engine(small)
+    spec = make_engine(small, speculative=True, draft_tokens=5)
+    # Repetitive code, so drafts are found and some are rejected.
+    prompt = CODE[start : start + 900]
+    req = GenerationRequest(prompt=prompt, max_new_tokens=40)
+    a = plain.generate(req)
+    b = spec.generate(req)
+    assert b.text == a.text and spec.last_tokens == plain.last_tokens
+    assert spec.last_stats["drafted"] > 0
+    # Warm, after typing, still identical.
+    typed = GenerationRequest(prompt=prompt + "\n    return", max_new_tokens=40)
+    assert spec.generate(typed).text == plain.generate(typed).text
+
+
+def test_speculation_respects_stops_and_max_tokens(small: tuple[object, object]) -> None:
+    model, tok = small
+    x = _one_token(tok, " json")
+    head = model.get_output_embeddings()  # type: ignore[attr-defined]
+    saved = _always(model, x)
+    try:
+        eng = make_engine(small, speculative=True, draft_tokens=8)
+        g = eng.generate(GenerationRequest(prompt=" json" * 10, max_new_tokens=5))
+        assert (g.text, g.finish_reason, g.new_tokens) == (" json" * 5, "length", 5)
+        seen: list[str] = []
+        h = eng.generate(
+            GenerationRequest(
+                prompt=" json" * 10,
+                max_new_tokens=30,
+                stop_fn=lambda t: seen.append(t) or len(seen) == 7,
+            )
+        )
+        assert (h.finish_reason, h.new_tokens, len(seen)) == ("stop_fn", 7, 7)
+    finally:
+        with torch.no_grad():
+            head.bias.copy_(saved)

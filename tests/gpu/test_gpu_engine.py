@@ -1,0 +1,66 @@
+"""The engine on CUDA: ``random:phi-1`` (full Phi-1 shape) in fp16.
+
+Skipped without a CUDA GPU (conftest marks ``gpu`` tests). To run it: a machine with
+an NVIDIA GPU and a CUDA build of torch, then
+``.venv/bin/python -m pytest tests/gpu/test_gpu_engine.py -m gpu -s``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.gpu
+
+
+@pytest.fixture(scope="module")
+def cuda_engine():  # type: ignore[no-untyped-def]
+    import torch
+
+    if not torch.cuda.is_available():  # also when run with -p no:conftest
+        pytest.skip("needs a CUDA GPU (torch.cuda.is_available() is False)")
+    from model_runtime import load_engine
+
+    eng = load_engine("random:phi-1", device="cuda", dtype="float16")
+    yield eng
+    eng.close()
+
+
+def _reference(eng, prompt: str, n: int) -> list[int]:  # type: ignore[no-untyped-def]
+    import torch
+
+    ids = eng.tokenizer.encode(prompt, add_special_tokens=False)
+    x = torch.tensor([ids], device=eng.model.device)
+    with torch.inference_mode():
+        out = eng.model.generate(
+            x, attention_mask=torch.ones_like(x), max_new_tokens=n, do_sample=False
+        )
+    return out[0, len(ids) :].tolist()
+
+
+def test_fp16_greedy_equals_generate_cold_and_warm(cuda_engine) -> None:  # type: ignore[no-untyped-def]
+    from model_runtime.bench import prompt_of
+    from model_runtime.types import GenerationRequest
+
+    eng = cuda_engine
+    assert (eng.info.device, eng.info.dtype) == ("cuda", "float16")
+    prompt = prompt_of(eng, 500)
+    eng.reset_cache()
+    eng.generate(GenerationRequest(prompt=prompt, max_new_tokens=32))
+    assert eng.last_tokens == _reference(eng, prompt, 32)
+    typed = prompt_of(eng, 500, extra=4)
+    g = eng.generate(GenerationRequest(prompt=typed, max_new_tokens=32))
+    assert g.reused_tokens >= 499
+    assert eng.last_tokens == _reference(eng, typed, 32)
+
+
+def test_fp16_speed_is_reported(cuda_engine) -> None:  # type: ignore[no-untyped-def]
+    from model_runtime.bench import engine_bench
+
+    r = engine_bench(cuda_engine, prompt_tokens=1000, new_tokens=64, runs=3)
+    print(
+        f"\nrandom:phi-1 fp16 on {r['device']}: decode {r['decode_tok_s']} tok/s, "
+        f"prefill {r['prefill_tok_s']} tok/s, cold {r['cold_ms']} ms, warm {r['warm_ms']} ms, "
+        f"ours/generate {r['ours_over_generate']}"
+    )
+    assert r["decode_tok_s"] > 0
+    assert r["warm_over_cold"] < 1.0
