@@ -238,7 +238,7 @@ def _load_pretrained(
         raise ModelLoadError(f"cannot load {spec} from {source}: {e}") from e
     if device == "cpu":
         model.to("cpu")
-    model.eval()
+    model.eval().requires_grad_(False)  # inference only: no autograd bookkeeping
     return model, tokenizer, _info(spec, source, model, device, dtype)
 
 
@@ -307,7 +307,7 @@ def _load_random(p: Spec, device: str, dtype: str) -> tuple[Any, Any, EngineInfo
         # Non-persistent buffers (rotary inverse frequencies) were left empty by to_empty.
         with torch.device(device):
             model.model.rotary_emb = type(model.model.rotary_emb)(config)
-    model.eval()
+    model.eval().requires_grad_(False)
     source = f"random weights, Phi-1 shape, {config.num_hidden_layers} layers"
     return model, tokenizer, _info(p.text, source, model, device, dtype)
 

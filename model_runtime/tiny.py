@@ -169,6 +169,7 @@ def _build_atomically(target: Path, want_hash: str, build: Callable[[Path], None
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
         try:
             build(tmp)
+            tmp.chmod(0o755)  # mkdtemp made it private; the cache is readable like any other
             old = None
             if target.exists():
                 old = target.parent / f".{target.name}-old-{os.getpid()}"

@@ -33,6 +33,15 @@ def phi_lsp_cmd() -> list[str]:
     return [sys.executable, "-m", "phi_lsp"]
 
 
+@pytest.fixture(scope="session")
+def tiny_dir() -> Path:
+    """The built tiny model's directory (save_pretrained layout), trained once into the
+    user cache ($PHI_LSP_CACHE_DIR overrides) if missing or stale: a few minutes."""
+    from model_runtime import tiny
+
+    return tiny.ensure_tiny()
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _offline_env() -> None:
     # Tests never reach a hub: the default model spec must fail fast and clearly.
