@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import tree_sitter
@@ -25,15 +26,39 @@ _DEF_LINE = re.compile(r"^([ \t]*)(?:async[ \t]+)?def[ \t]+([A-Za-z_]\w*)")
 _IMPORT_TYPES = ("import_statement", "import_from_statement", "future_import_statement")
 
 
-@dataclass
 class Definition:
-    """A module-level definition the prompt may show (a helper the function uses)."""
+    """A module-level definition the prompt may show (a helper the function uses).
 
-    name: str
-    kind: str  # "function" | "class" | "assignment"
-    text: str  # full source
-    summary: str  # signature + docstring (classes: header, docstring, method signatures)
-    start_line: int
+    ``text`` (full source) and ``summary`` (signature + docstring; for classes the
+    header, docstring and member signatures) may be given as callables: they are
+    computed only for the few definitions a prompt shows, not for every keystroke.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        kind: str,  # "function" | "class" | "assignment"
+        text: str | Callable[[], str],
+        summary: str | Callable[[], str],
+        start_line: int,
+    ) -> None:
+        self.name, self.kind, self.start_line = name, kind, start_line
+        self._text, self._summary = text, summary
+
+    @property
+    def text(self) -> str:
+        if callable(self._text):
+            self._text = self._text()
+        return self._text
+
+    @property
+    def summary(self) -> str:
+        if callable(self._summary):
+            self._summary = self._summary()
+        return self._summary
+
+    def __repr__(self) -> str:
+        return f"Definition({self.name!r}, {self.kind!r}, line {self.start_line})"
 
 
 @dataclass
@@ -285,8 +310,8 @@ def module_definitions(doc: Document) -> list[Definition]:
                 Definition(
                     name=_text(doc, name_node),
                     kind=kind,
-                    text=_text(doc, c),
-                    summary=_summary(doc, node),
+                    text=lambda c=c: _text(doc, c),
+                    summary=lambda node=node: _summary(doc, node),
                     start_line=c.start_point[0],
                 )
             )
@@ -298,7 +323,7 @@ def module_definitions(doc: Document) -> list[Definition]:
                 and target.type == "identifier"
                 and node.end_point[0] - node.start_point[0] < 5
             ):
-                text = _text(doc, node)
+                text = _text(doc, node)  # short: at most a few lines
                 out.append(
                     Definition(_text(doc, target), "assignment", text, text, c.start_point[0])
                 )

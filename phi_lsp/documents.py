@@ -69,6 +69,23 @@ def index_to_utf16(line: str, index: int) -> int:
     return len(head) + sum(1 for ch in head if ord(ch) > 0xFFFF)
 
 
+def _shift_lines(
+    old: list[int], text: str, l0: int, l1: int, removed: int, inserted: int
+) -> list[int]:
+    """Line starts after replacing lines l0..l1 (clamped positions): recount only the
+    edited lines (plus the one before, in case a "\r" + "\n" pair joined), shift the rest."""
+    l0 = max(0, min(l0, len(old) - 1) - 1)
+    l1 = min(l1, len(old) - 1)
+    delta = inserted - removed
+    a = old[l0]
+    if l1 + 1 < len(old):
+        b = old[l1 + 1] + delta
+        ends = [e for e in (m.end() for m in _NEWLINE.finditer(text, a, b)) if e < b]
+        return [*old[: l0 + 1], *ends, *(s + delta for s in old[l1 + 1 :])]
+    ends = [m.end() for m in _NEWLINE.finditer(text, a)]
+    return [*old[: l0 + 1], *ends]
+
+
 class Document:
     """Text + tree of one file. Not thread-safe: the server applies edits on its loop
     and hands the completer a document it does not mutate while a request runs
@@ -162,7 +179,11 @@ class Document:
             start, end = end, start
         start_byte, old_end_byte = self.byte_at(start), self.byte_at(end)
         start_point, old_end_point = self._point(start_byte), self._point(old_end_byte)
+        old_starts = self.line_starts
+        first, last = self.position_at(start)[0], self.position_at(end)[0]
         self._set_text(self.text[:start] + text + self.text[end:])
+        # Recount only the edited lines: a keystroke must not rescan 5,000 lines.
+        self._line_starts = _shift_lines(old_starts, self.text, first, last, end - start, len(text))
         new_end_byte = start_byte + len(text.encode("utf-8"))
         self.tree.edit(
             start_byte=start_byte,

@@ -71,11 +71,11 @@ def test_random_edits_keep_tree_equal_to_full_parse() -> None:
         "import os\n\n\ndef f(a, b=2):\n    '''Dö 😀.'''\n    return a\r\n\nclass C:\n    x = 1\n"
     )
     doc = Document(text)
-    pieces = ["x", " ", "\n", "😀", "(", ")", ":", "\r\n", "é", '"""', "    "]
-    for _ in range(150):
+    pieces = ["x", " ", "\n", "😀", "(", ")", ":", "\r\n", "\r", "é", '"""', "    ", ""]
+    for _ in range(400):
         n = len(doc.text)
         a = rng.randrange(n + 1)
-        b = min(n, a + rng.randrange(3))
+        b = min(n, a + rng.choice([0, 1, 2, 15]))
         la, ca = doc.position_at(a)
         lb, cb = doc.position_at(b)
         new = rng.choice(pieces)
@@ -85,6 +85,7 @@ def test_random_edits_keep_tree_equal_to_full_parse() -> None:
         )
         assert doc.text == expected
         assert str(doc.tree.root_node) == _sexp(doc.text)
+        assert doc.line_starts == Document(doc.text).line_starts  # updated, not recounted
 
 
 def test_lsprotocol_change_objects_are_accepted() -> None:
