@@ -418,3 +418,63 @@ def test_speculation_respects_stops_and_max_tokens(small: tuple[object, object])
     finally:
         with torch.no_grad():
             head.bias.copy_(saved)
+
+
+# --- the real specs: tiny (trained) and random:phi-1 (Phi-1 shape) --------------------
+
+
+@pytest.fixture(scope="module", params=["tiny", "random:phi-1?layers=2"])
+def spec_engine(request: pytest.FixtureRequest) -> LocalEngine:
+    from model_runtime import load_engine
+
+    eng = load_engine(request.param, device="cpu")
+    assert isinstance(eng, LocalEngine)
+    return eng
+
+
+def _generate_ids(eng: LocalEngine, prompt: str, n: int) -> list[int]:
+    ids = eng.tokenizer.encode(prompt, add_special_tokens=False)
+    x = torch.tensor([ids])
+    with torch.inference_mode():
+        out = eng.model.generate(
+            x, attention_mask=torch.ones_like(x), max_new_tokens=n, do_sample=False
+        )
+    return out[0, len(ids) :].tolist()
+
+
+def test_greedy_equals_generate_token_for_token_on_real_specs(spec_engine: LocalEngine) -> None:
+    from model_runtime.tiny import corpus_text
+
+    eng = spec_engine
+    code = corpus_text()
+    # A prompt that ends right after a docstring, as the pipeline builds them.
+    end = code.index('"""', code.index('"""', code.index("def ") + 1) + 3) + 3
+    prompt = code[max(0, end - 700) : end]
+    eng.reset_cache()
+    eng.generate(GenerationRequest(prompt=prompt, max_new_tokens=16))
+    assert eng.last_tokens == _generate_ids(eng, prompt, 16)
+    # Warm: the user typed on; the cache is cropped and only the new tokens prefilled.
+    typed = prompt + "\n    res"
+    g = eng.generate(GenerationRequest(prompt=typed, max_new_tokens=16))
+    assert g.reused_tokens >= eng.count_tokens(prompt) - 2
+    assert eng.last_tokens == _generate_ids(eng, typed, 16)
+    # And with speculation, the same tokens again.
+    eng.speculative = True
+    try:
+        eng.reset_cache()
+        eng.generate(GenerationRequest(prompt=typed, max_new_tokens=16))
+        assert eng.last_tokens == _generate_ids(eng, typed, 16)
+    finally:
+        eng.speculative = False
+
+
+def test_forced_indentation_after_docstring_on_tiny() -> None:
+    from model_runtime import load_engine
+
+    eng = load_engine("tiny", device="cpu")
+    prompt = (
+        'def add(a, b):\n    """Return the sum of a and b.\n\n    >>> add(2, 3)\n    5\n    """'
+    )
+    g = eng.generate(GenerationRequest(prompt=prompt, forced_prefix="\n    ", max_new_tokens=16))
+    assert g.text.startswith("\n    ")
+    assert g.text.strip(), "tiny should write something after the indentation"
