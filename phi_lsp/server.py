@@ -53,6 +53,44 @@ class _InFlight:
     cancel: threading.Event
 
 
+@dataclasses.dataclass
+class _Edit:
+    """One pending content change; ``start`` None replaces the whole text."""
+
+    start: tuple[int, int] | None
+    end: tuple[int, int] | None
+    text: str
+
+    def as_range(self) -> dict[str, Any] | None:
+        if self.start is None or self.end is None:
+            return None
+        return {
+            "start": {"line": self.start[0], "character": self.start[1]},
+            "end": {"line": self.end[0], "character": self.end[1]},
+        }
+
+    def extends(self, line: int, character: int) -> bool:
+        """Is an insertion at (line, character) typed right after this insertion?"""
+        return (
+            self.start is not None
+            and self.start == self.end
+            and self.start[0] == line
+            and self.start[1] + _utf16_len(self.text) == character
+            and "\n" not in self.text
+            and "\r" not in self.text
+        )
+
+
+@dataclasses.dataclass
+class _Shown:
+    """The last suggestion answered for a document, anchored at its cursor."""
+
+    line: int
+    character: int
+    completion: Any  # phi_lsp.completion.Completion
+    version: int | None
+
+
 class PhiProtocol(LanguageServerProtocol):
     """pygls' protocol with three changes an editor notices.
 
@@ -125,6 +163,11 @@ class PhiLanguageServer(LanguageServer):
         self._cpu_warned = False
         self._fallback_registered = False
         self.documents: dict[str, Document] = {}
+        # Edits not yet applied to the Document (its tree-sitter reparse costs tens of
+        # ms on a big file): applied before the pipeline reads it, or when typing pauses.
+        self._pending: dict[str, list[_Edit]] = {}
+        self._flush_timers: dict[str, asyncio.TimerHandle] = {}
+        self._shown: dict[str, _Shown] = {}
         self._inflight: dict[str, _InFlight] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._pool = concurrent.futures.ThreadPoolExecutor(
@@ -169,6 +212,7 @@ class PhiLanguageServer(LanguageServer):
 
     def open_document(self, item: types.TextDocumentItem) -> None:
         self._cancel(item.uri)
+        self._forget(item.uri)
         try:
             self.documents[item.uri] = Document(_valid_text(item.text), item.version, item.uri)
         except Exception:
@@ -182,17 +226,105 @@ class PhiLanguageServer(LanguageServer):
         if doc is None:
             log.warning("didChange for %s, which is not open; ignored", uri)
             return
-        try:
-            for change in params.content_changes:
-                rng = getattr(change, "range", None)
-                doc.apply_change(rng, _valid_text(change.text))
-        except Exception:
-            log.exception("could not apply an edit to %s; its text may be out of date", uri)
+        pending = self._pending.setdefault(uri, [])
+        for change in params.content_changes:
+            text = _valid_text(change.text)
+            rng = getattr(change, "range", None)
+            if rng is None:
+                pending[:] = [_Edit(None, None, text)]
+                continue
+            start = (rng.start.line, rng.start.character)
+            end = (rng.end.line, rng.end.character)
+            last = pending[-1] if pending else None
+            plain = "\n" not in text and "\r" not in text
+            if last is not None and start == end and plain and last.extends(*start):
+                last.text += text  # one keystroke after another: one edit, one reparse
+            else:
+                pending.append(_Edit(start, end, text))
         doc.version = params.text_document.version
+        self._schedule_flush(uri)
 
     def close_document(self, uri: str) -> None:
         self._cancel(uri)
+        self._forget(uri)
         self.documents.pop(uri, None)
+
+    def _forget(self, uri: str) -> None:
+        self._pending.pop(uri, None)
+        self._shown.pop(uri, None)
+        timer = self._flush_timers.pop(uri, None)
+        if timer is not None:
+            timer.cancel()
+
+    def _schedule_flush(self, uri: str, delay_s: float = 0.3) -> None:
+        timer = self._flush_timers.pop(uri, None)
+        if timer is not None:
+            timer.cancel()
+        with contextlib.suppress(RuntimeError):  # no loop: flushed on next use
+            loop = asyncio.get_running_loop()
+            self._flush_timers[uri] = loop.call_later(delay_s, self.flush, uri)
+
+    def flush(self, uri: str) -> Document | None:
+        """Apply pending edits; return the up-to-date Document (None if not open)."""
+        timer = self._flush_timers.pop(uri, None)
+        if timer is not None:
+            timer.cancel()
+        doc = self.documents.get(uri)
+        pending = self._pending.pop(uri, None)
+        if doc is None or not pending:
+            return doc
+        self._rebase_shown(uri, pending, doc.version)
+        version = doc.version
+        for edit in pending:
+            try:
+                doc.apply_change(edit.as_range(), edit.text)
+            except Exception:
+                log.exception("could not apply an edit to %s; its text may be out of date", uri)
+        doc.version = version
+        return doc
+
+    def _rebase_shown(self, uri: str, pending: list[_Edit], version: int | None) -> None:
+        """Typed-ahead text becomes part of the document: move the anchor past it."""
+        shown = self._shown.pop(uri, None)
+        typed = _typed_into(shown, pending)
+        if shown is None or typed is None:
+            return
+        rest = shown.completion.text[len(typed) :]
+        if rest.strip():
+            self._shown[uri] = _Shown(
+                shown.line,
+                shown.character + _utf16_len(typed),
+                dataclasses.replace(shown.completion, text=rest),
+                version,
+            )
+
+    def typed_ahead(self, uri: str, line: int, character: int) -> Any:
+        """The rest of the last suggestion if the user typed its beginning, else None.
+
+        Needs no reparse, no context and no model: the typed text is checked against
+        the pending (not yet applied) edit.
+        """
+        shown = self._shown.get(uri)
+        doc = self.documents.get(uri)
+        if shown is None or doc is None or line != shown.line:
+            return None
+        pending = self._pending.get(uri) or []
+        if not pending:  # the same request again, nothing typed
+            same = doc.version == shown.version and character == shown.character
+            return shown.completion if same else None
+        typed = _typed_into(shown, pending)
+        if typed is None or character != shown.character + _utf16_len(typed):
+            return None
+        rest = shown.completion.text[len(typed) :]
+        if not rest.strip():
+            return None
+        pos = {"line": line, "character": character}
+        return dataclasses.replace(
+            shown.completion,
+            text=rest,
+            range={"start": pos, "end": dict(pos)},
+            latency_ms=0.0,
+        )
 
     # --- settings -------------------------------------------------------------------
 
@@ -205,6 +337,8 @@ class PhiLanguageServer(LanguageServer):
         if warnings:
             self.show(types.MessageType.Warning, "phi-lsp settings: " + "; ".join(warnings))
         old, self.settings = self.settings, new
+        if old != new:
+            self._shown.clear()  # suggestions made under other settings
         lsp_logging.set_level(new.log_level, self.log_handler)
         if initial:
             return
@@ -289,6 +423,7 @@ class PhiLanguageServer(LanguageServer):
         self._model_generation += 1
         generation = self._model_generation
         self._cancel_all()
+        self._shown.clear()
         old, self.worker, self.completer = self.worker, None, None
         if old is not None:
             threading.Thread(target=_quiet_shutdown, args=(old,), daemon=True).start()
@@ -412,6 +547,20 @@ class PhiLanguageServer(LanguageServer):
         completer = self.completer
         if completer is None:
             return None  # loading, failed or disabled: answer at once
+        t0 = time.perf_counter()
+        ahead = self.typed_ahead(uri, position.line, position.character)
+        if ahead is not None:
+            self._cancel(uri)
+            log.debug(
+                "suggestion %s:%d:%d in %.3f ms (model 0.000 ms, cached True)",
+                uri,
+                position.line,
+                position.character,
+                (time.perf_counter() - t0) * 1000,
+            )
+            return ahead
+        self._shown.pop(uri, None)
+        doc = self.flush(uri) or doc
         line = position.line
         if not 0 <= line < doc.line_count:
             log.debug("position %s is past the end of %s", position, uri)
@@ -422,7 +571,6 @@ class PhiLanguageServer(LanguageServer):
         self._cancel(uri)  # a newer request for the same document supersedes
         job = _InFlight(doc.version, threading.Event())
         self._inflight[uri] = job
-        t0 = time.perf_counter()
         try:
             if self.settings.debounce_ms:
                 await asyncio.sleep(self.settings.debounce_ms / 1000)
@@ -460,6 +608,8 @@ class PhiLanguageServer(LanguageServer):
                 timings.get("model_ms", 0.0) if result is not None else 0.0,
                 bool(getattr(result, "cached", False)),
             )
+        if result is not None and result.text:
+            self._shown[uri] = _Shown(line, character, result, doc.version)
         if result is not None and self.settings.verify != "off":
             self._notify_verification(uri, result)
         return result
@@ -494,7 +644,7 @@ class PhiLanguageServer(LanguageServer):
 
     async def verify_at(self, args: list[Any]) -> dict[str, Any]:
         uri, pos = _parse_verify_args(args)
-        doc = self.documents.get(uri)
+        doc = self.flush(uri)
         if doc is None:
             raise _invalid(f"{VERIFY_COMMAND}: {uri} is not open in the editor")
         source = doc.text
@@ -554,6 +704,25 @@ class PhiLanguageServer(LanguageServer):
                     os._exit(1)
 
         threading.Thread(target=watch, name="phi-parent-watch", daemon=True).start()
+
+
+def _utf16_len(text: str) -> int:
+    return (
+        len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF) if not text.isascii() else len(text)
+    )
+
+
+def _typed_into(shown: _Shown | None, pending: list[_Edit]) -> str | None:
+    """The text typed at the suggestion's anchor, if that is all that changed and it
+    is a beginning of the suggestion; else None."""
+    if shown is None or len(pending) != 1:
+        return None
+    edit = pending[0]
+    if edit.start is None or edit.start != edit.end or edit.start != (shown.line, shown.character):
+        return None
+    if not shown.completion.text.startswith(edit.text):
+        return None
+    return edit.text
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")

@@ -288,6 +288,16 @@ async def test_typing_ahead_is_answered_from_the_cache(tmp_path: Path) -> None:
         elapsed_ms = (time.perf_counter() - t0) * 1000
         assert [i.insert_text.rstrip() for i in items] == ["urn a + b"]
         assert elapsed_ms < 500, elapsed_ms  # the bench measures the real figure
+        # A pause (the server applies the typed text to its tree), then more typing.
+        await asyncio.sleep(0.6)
+        s.insert(uri, 9, 7, "urn a")
+        items = await s.inline(uri, types.Position(line=9, character=12))
+        assert [i.insert_text.rstrip() for i in items] == [" + b"]
+        assert items[0].range.start == types.Position(line=9, character=12)
+        # Typing something else: the model is asked again, for the new text.
+        s.insert(uri, 9, 12, " *")
+        items = await s.inline(uri, types.Position(line=9, character=14))
+        assert all(not i.insert_text.startswith(" + b") for i in items)
 
 
 async def test_model_load_failure_keeps_the_server_up_and_says_why(tmp_path: Path) -> None:
