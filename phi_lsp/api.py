@@ -120,7 +120,6 @@ def fill(
 ) -> tuple[str, list[Completion]]:
     """Complete ``source``; returns the new text and the records (ranges in ``source``)."""
     doc = Document(source)
-    newline = "\r\n" if "\r\n" in source else "\n"
     records: list[Completion] = []
     if at is not None:
         ln, col = _parse_at(at)
@@ -145,9 +144,6 @@ def fill(
                 progress(i + 1, len(targets), fn.qualname)
             if c is not None:
                 records.append(c)
-    for c in records:
-        if newline != "\n":
-            c.text = c.text.replace("\n", newline)
     return apply(doc, records), records
 
 
@@ -214,11 +210,12 @@ def complete_file(path: str | Path, **kwargs: Any) -> dict[str, Any]:
     return result
 
 
-def __getattr__(name: str) -> Any:
-    # verify_source lives in phi_lsp.verify (the verification engineer's module);
-    # imported lazily so that completing never loads the sandbox.
-    if name == "verify_source":
-        from phi_lsp.verify import verify_source
+def verify_source(
+    source: str, function: str | None = None, timeout_s: float = 3.0, **kwargs: Any
+) -> Any:
+    """Each function's docstring examples run against ``source`` (or only ``function``):
+    ``phi_lsp.verify.verify_source``, imported on first use so that completing never
+    loads the sandbox."""
+    from phi_lsp.verify import verify_source as _verify_source
 
-        return verify_source
-    raise AttributeError(name)
+    return _verify_source(source, function, timeout_s, **kwargs)

@@ -147,6 +147,7 @@ class Completer:
         chosen = self._choose(ctx, doc.text, key=key, cancel=cancel)
         if chosen is None or not chosen.text:
             return None
+        chosen.text = _with_newlines_of(doc, chosen.text)
         pos = {"line": line, "character": doc.position_at(offset)[1]}
         chosen.range = {"start": pos, "end": dict(pos)}
         chosen.latency_ms = (time.perf_counter() - t0) * 1000
@@ -166,7 +167,7 @@ class Completer:
         if chosen is None or not chosen.text.strip():
             return None
         start, end = doc.position_at(slot.start), doc.position_at(slot.end)
-        chosen.text = slot.lead + chosen.text
+        chosen.text = _with_newlines_of(doc, slot.lead + chosen.text)
         chosen.range = {
             "start": {"line": start[0], "character": start[1]},
             "end": {"line": end[0], "character": end[1]},
@@ -299,6 +300,13 @@ class Completer:
             return 1
         cand.verified = cand.status == "passed"
         return 2 if cand.verified else 0
+
+
+def _with_newlines_of(doc: Document, text: str) -> str:
+    """The suggestion with the document's line endings (the model writes "\n")."""
+    starts = doc.line_starts
+    crlf = len(starts) > 1 and doc.text[starts[1] - 2 : starts[1]] == "\r\n"
+    return text.replace("\r\n", "\n").replace("\n", "\r\n") if crlf else text
 
 
 def _verifier() -> Callable[..., Any] | None:

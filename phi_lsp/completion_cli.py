@@ -16,6 +16,7 @@ from phi_lsp.settings import Settings
 from phi_lsp.settings import parse as parse_settings
 
 PYTHON_SUFFIXES = (".py", ".pyi", ".pyw")
+DEFAULT_VERIFY_CANDIDATES = 4  # --verify without --candidates
 
 
 def read_python(path: Path) -> tuple[bytes, str]:
@@ -50,7 +51,11 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         "candidates": args.candidates,
     }
     if getattr(args, "verify", False):
-        raw["verify"] = "require" if args.write else "prefer"
+        # "prefer": every record says how its examples went; --write then keeps only
+        # the passing ones (never writes an unverified body).
+        raw["verify"] = "prefer"
+        if args.candidates is None:
+            raw["candidates"] = DEFAULT_VERIFY_CANDIDATES
     s, warnings = parse_settings(raw)
     if warnings:
         # Flags are the user's words: name them as flags.
@@ -167,4 +172,6 @@ def run_complete(args: argparse.Namespace) -> int:
     if not records and not use_all:
         print("phi-lsp complete: the model suggested nothing", file=sys.stderr)
         return 1
+    if s.verify != "off" and any(c.verified is False for c in records):
+        return 1  # like `phi-lsp verify`: some examples fail
     return 0

@@ -112,6 +112,12 @@ class Stopper:
         """The model's text minus the forced prefix: what goes at the cursor."""
         if generated.startswith(self.forced):
             return generated[len(self.forced) :]
+        # An engine that reproduced the forced whitespace only loosely (a "\r" lost):
+        # drop its leading whitespace when it is the same up to carriage returns.
+        body = generated.lstrip(" \t\r\n")
+        ws = generated[: len(generated) - len(body)]
+        if self.forced and ws.replace("\r", "") == self.forced.replace("\r", ""):
+            return body
         return generated  # an engine that ignored the forced prefix: take its text as is
 
     def cut(self, generated: str, final: bool = False) -> tuple[str, bool]:

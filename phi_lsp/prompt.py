@@ -148,8 +148,9 @@ def build(ctx: Context, budget: int, count: TokenCounter = estimate_tokens) -> P
     head = "\n".join(parts)
     text = (head + "\n" + body) if head else body
     return Prompt(
-        text=text,
-        forced_prefix=forced,
+        # The model saw "\n" line endings in training; CRLF goes back on insertion.
+        text=text.replace("\r\n", "\n"),
+        forced_prefix=forced.replace("\r\n", "\n"),
         tokens=sum(n(p) for p in parts) + n(body) + len(parts),
         dropped=tuple(dropped),
     )

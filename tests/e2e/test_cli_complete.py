@@ -223,3 +223,49 @@ def test_tiny_model_fills_the_examples_and_they_still_parse(
         ast.parse(after)
         filled += after.count("\n") - before.count("\n") > 0
     assert filled >= 2
+
+
+DOCTESTED = '''\
+def add(a, b):
+    """Sum of a and b.
+
+    >>> add(2, 3)
+    5
+    """
+'''
+
+
+def test_verify_reports_failing_examples_and_write_keeps_the_file(
+    phi_lsp_cmd: list[str], tmp_path: Path
+) -> None:
+    f = tmp_path / "a.py"
+    f.write_text(DOCTESTED)
+    (tmp_path / "rest.txt").write_text("return a - b\n")
+    args = ["a.py", "--function", "add", "--verify", "--model", "replay:rest.txt"]
+    r = run(phi_lsp_cmd, *args, "--json", cwd=tmp_path)
+    assert r.returncode == 1, r.stderr  # like `phi-lsp verify`: examples fail
+    (rec,) = json.loads(r.stdout)["completions"]
+    assert rec["status"] == "failed" and rec["verified"] is False
+    assert rec["examples"] == {"passed": 0, "failed": 1}
+    assert rec["candidates_tried"] == 4  # the default with --verify
+    r = run(phi_lsp_cmd, *args, "--write", cwd=tmp_path)
+    assert "add: not written (failed)" in r.stderr
+    assert f.read_text() == DOCTESTED
+
+
+def test_verify_write_writes_a_passing_body(phi_lsp_cmd: list[str], tmp_path: Path) -> None:
+    f = tmp_path / "a.py"
+    f.write_text(DOCTESTED)
+    (tmp_path / "rest.txt").write_text("return a + b\n")
+    r = run(
+        phi_lsp_cmd,
+        "a.py",
+        "--all",
+        "--verify",
+        "--write",
+        "--model",
+        "replay:rest.txt",
+        cwd=tmp_path,
+    )
+    assert r.returncode == 0, r.stderr
+    assert f.read_text() == DOCTESTED + "    return a + b\n"

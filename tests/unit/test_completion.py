@@ -184,3 +184,45 @@ def test_function_without_examples_is_not_retried() -> None:
     c = Completer(engine, Settings(verify="prefer", candidates=2)).complete(src, 2, 4)
     assert c is not None and c.status == "no-examples" and c.verified is None
     assert engine.seeds == [None]
+
+
+def test_python_api_returns_json_records_and_reuses_the_engine(rest_file: Path) -> None:
+    import phi_lsp
+    from phi_lsp import api
+
+    spec = f"replay:{rest_file}"
+    out = phi_lsp.complete_source(SOURCE, function="add", model=spec)
+    assert out["model"] == spec and out["file"] is None
+    (rec,) = out["completions"]
+    assert rec["function"] == "add" and rec["text"] == "\n    return a + b"
+    assert set(rec) >= {"function", "line", "text", "range", "latency_ms"}
+    assert "    return a + b\n" in out["source"]
+    first = api.get_completer(api._settings(spec, None, {}))
+    phi_lsp.complete_source(SOURCE, line=2, model=spec, max_new_tokens=32)
+    again = api.get_completer(api._settings(spec, None, {}))
+    assert first is again  # one engine per model per process
+
+
+def test_python_api_rejects_bad_targets_and_settings(rest_file: Path) -> None:
+    import phi_lsp
+    from phi_lsp.api import TargetError
+
+    spec = f"replay:{rest_file}"
+    with pytest.raises(TargetError, match="exactly one"):
+        phi_lsp.complete_source(SOURCE, model=spec)
+    with pytest.raises(TargetError, match="no function named"):
+        phi_lsp.complete_source(SOURCE, function="nope", model=spec)
+    with pytest.raises(ValueError, match="maxNewTokens"):
+        phi_lsp.complete_source(SOURCE, all=True, model=spec, max_new_tokens=0)
+
+
+def test_complete_file_reads_without_writing(rest_file: Path, tmp_path: Path) -> None:
+    import phi_lsp
+
+    f = tmp_path / "m.py"
+    f.write_bytes(SOURCE.replace("\n", "\r\n").encode())
+    out = phi_lsp.complete_file(f, at=(7, 5), model=f"replay:{rest_file}")
+    assert out["file"] == str(f)
+    assert out["completions"][0]["text"] == "return a + b"
+    assert "\r\n" in out["source"]
+    assert f.read_bytes() == SOURCE.replace("\n", "\r\n").encode()
