@@ -648,7 +648,7 @@ class PhiLanguageServer(LanguageServer):
         if doc is None:
             raise _invalid(f"{VERIFY_COMMAND}: {uri} is not open in the editor")
         source = doc.text
-        name, why = _function_at(source, pos[0])
+        name, def_line, why = _function_at(source, pos[0])
         if name is None:
             self.show(types.MessageType.Warning, f"phi-lsp: {why}")
             return {"status": "error", "passed": 0, "failed": 0, "results": [], "reason": why}
@@ -658,7 +658,12 @@ class PhiLanguageServer(LanguageServer):
             from phi_lsp import verify
 
             call = functools.partial(
-                verify.verify_function, source, name, timeout_s=timeout_s, cancel=cancel
+                verify.verify_function,
+                source,
+                name,
+                timeout_s=timeout_s,
+                line=def_line,
+                cancel=cancel,
             )
             result = await asyncio.get_running_loop().run_in_executor(self._pool, call)
         except asyncio.CancelledError:
@@ -798,36 +803,36 @@ def _parse_verify_args(args: list[Any]) -> tuple[str, tuple[int, int]]:
     return args[0], (line, ch)
 
 
-def _function_at(source: str, line: int) -> tuple[str | None, str]:
-    """The (Class.)name of the innermost function around 0-based ``line``."""
+def _function_at(source: str, line: int) -> tuple[str | None, int, str]:
+    """(name, 1-based def line, why not) of the function around 0-based ``line``.
+
+    Top-level functions and methods (``Class.method``): a nested function cannot run
+    on its own, so inside one the enclosing function is the one verified.
+    """
     import ast
 
     try:
         tree = ast.parse(source)
     except (SyntaxError, ValueError) as e:
         where = f" at line {e.lineno}" if getattr(e, "lineno", None) else ""
-        return None, f"cannot verify: the file does not parse{where}; fix that first"
-    best: tuple[int, str] | None = None
+        return None, 0, f"cannot verify: the file does not parse{where}; fix that first"
 
-    def visit(node: ast.AST, prefix: str) -> None:
-        nonlocal best
+    def visit(node: ast.AST, prefix: str) -> tuple[str, int] | None:
         for child in ast.iter_child_nodes(node):
-            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                name = prefix + child.name
-                first = min([d.lineno for d in child.decorator_list] + [child.lineno]) - 1
-                last = (child.end_lineno or child.lineno) - 1
-                inside = first <= line <= last
-                innermost = best is None or child.lineno - 1 >= best[0]
-                if inside and innermost and not isinstance(child, ast.ClassDef):
-                    best = (child.lineno - 1, name)
-                if inside:
-                    sep = "." if isinstance(child, ast.ClassDef) else ".<locals>."
-                    visit(child, name + sep)
+            if not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                continue
+            first = min([d.lineno for d in child.decorator_list] + [child.lineno]) - 1
+            if not first <= line <= (child.end_lineno or child.lineno) - 1:
+                continue
+            if isinstance(child, ast.ClassDef):
+                return visit(child, prefix + child.name + ".")
+            return prefix + child.name, child.lineno
+        return None
 
-    visit(tree, "")
-    if best is None:
-        return None, f"no function at line {line + 1}"
-    return best[1], ""
+    found = visit(tree, "")
+    if found is None:
+        return None, 0, f"no function at line {line + 1}"
+    return found[0], found[1], ""
 
 
 def _as_dict(obj: Any) -> dict[str, Any]:
