@@ -18,6 +18,7 @@ import functools
 import logging
 import os
 import re
+import signal
 import sys
 import threading
 import time
@@ -705,6 +706,7 @@ class PhiLanguageServer(LanguageServer):
                 if not _pid_alive(pid):
                     log.warning("editor process %d is gone; exiting", pid)
                     self.close()
+                    _end_children()
                     logging.shutdown()
                     os._exit(1)
 
@@ -1053,6 +1055,36 @@ def _exit_if_threads_linger(code: int, grace_s: float = 2.0) -> None:
     deadline = time.monotonic() + grace_s
     while lingering(ours_only=True) and time.monotonic() < deadline:
         time.sleep(0.02)
+    _end_children()
     if lingering(ours_only=False):
         sys.stderr.flush()
         os._exit(code)
+
+
+def _end_children() -> None:
+    """No child (a verification sandbox, in its own session) outlives the server.
+
+    Sandboxes told to stop have ended by now; this is for one that was not told
+    (a verification the pipeline runs without a cancel event). Linux /proc only.
+    """
+    me = os.getpid()
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        ppid, pgrp, pid = int(fields[1]), int(fields[2]), int(name)
+        if ppid != me:
+            continue
+        with contextlib.suppress(OSError):
+            if pgrp == pid:
+                os.killpg(pid, signal.SIGKILL)  # the sandbox and whatever it forked
+            else:
+                os.kill(pid, signal.SIGKILL)

@@ -170,3 +170,49 @@ async def test_log_level_setting_controls_window_log_message(tmp_path: Path) -> 
         assert all(m.type in (types.MessageType.Warning, types.MessageType.Error) for m in later)
     log = (tmp_path / "server.log").read_text()
     assert "phi-lsp 0.1.0 starting" in log
+
+
+def _descendants(root: int) -> set[int]:
+    parent: dict[int, int] = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat", "rb") as f:
+                    parent[int(name)] = int(f.read().rsplit(b")", 1)[1].split()[1])
+            except (OSError, IndexError):
+                continue
+    found: set[int] = set()
+    frontier = {root}
+    while frontier:
+        frontier = {p for p, pp in parent.items() if pp in frontier} - found
+        found |= frontier
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except OSError:
+        return False
+
+
+async def test_no_verification_sandbox_outlives_the_server(tmp_path: Path) -> None:
+    # The suggestion's doctest sleeps for a minute inside the sandbox.
+    body = "import time\n    time.sleep(60)\n    return a + b\n"
+    opts = {"model": replay_model(tmp_path, body), "verify": "prefer", "verifyTimeoutMs": 60000}
+    async with server(tmp_path, opts) as s:
+        await s.ready()
+        uri = doc_uri(tmp_path)
+        s.open(uri, ADD_SOURCE)
+        pending = asyncio.ensure_future(s.inline(uri, ADD_CURSOR, timeout=120))
+        assert s.client._server is not None
+        kids = await s.until(lambda: _descendants(s.client._server.pid), 20, "a sandbox")
+        t0 = time.monotonic()
+    # The server is gone (shutdown + exit, exit code 0): so is every sandbox.
+    assert time.monotonic() - t0 < 10
+    await asyncio.gather(pending, return_exceptions=True)
+    deadline = time.monotonic() + 5
+    while any(_alive(k) for k in kids) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    assert not [k for k in kids if _alive(k)]
