@@ -237,8 +237,11 @@ def enclosing_function(doc: Document, offset: int) -> tree_sitter.Node | None:
             if colon is not None and colon.end_byte <= byte:
                 def_indent = _width(_indent_of(doc.line_text(node.start_point[0])))
                 inside = node.start_byte <= byte <= node.end_byte
-                ok = (cur_indent is not None and cur_indent > def_indent) or (
-                    cur_indent is None and inside
+                on_header_line = colon.end_point[0] == line
+                ok = (
+                    on_header_line  # right after `def f(x):`, the body comes next
+                    or (cur_indent is not None and cur_indent > def_indent)
+                    or (cur_indent is None and inside)
                 )
                 # Error recovery can swallow the next def into this one: check lines.
                 if ok and (node.has_error or not inside):

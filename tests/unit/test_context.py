@@ -284,3 +284,10 @@ def test_crlf_and_tabs() -> None:
     text = 'def f(x):\r\n\t"""Doc."""\r\n\treturn x\r\n'
     ctx = _ctx_at(text, 2)
     assert ctx is not None and ctx.indent == "\t" and ctx.docstring == "Doc."
+
+
+def test_cursor_right_after_the_header_colon() -> None:
+    text = "class K:\n    def f(self, x):\n\n\ndef g():\n    pass\n"
+    ctx = _ctx_at(text, 1)
+    assert ctx is not None and ctx.function == "K.f" and ctx.indent == "        "
+    assert ctx.line_prefix == "    def f(self, x):" and ctx.docstring is None

@@ -124,3 +124,9 @@ def test_replay_of_true_rest_gives_back_stdlib_functions() -> None:
     )
     assert r["functions"] >= 100
     assert r["share_equal"] >= 0.95
+
+
+def test_suggestion_after_the_header_starts_on_a_new_line() -> None:
+    s = _stopper("def f(x):█\n\n\ndef g():\n    pass\n")
+    assert s.forced == ""
+    assert s.finish("\n    return x * 2\n\n\ndef g():") == "\n    return x * 2"
