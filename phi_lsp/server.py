@@ -539,8 +539,11 @@ class PhiLanguageServer(LanguageServer):
         for uri in list(self._inflight):
             self._cancel(uri)
 
-    async def suggest(self, uri: str, position: types.Position) -> Any:
-        """The Completion for ``uri`` at ``position``, or None (no answer / stale)."""
+    async def suggest(self, uri: str, position: types.Position, *, invoked: bool = False) -> Any:
+        """The Completion for ``uri`` at ``position``, or None (no answer / stale).
+
+        ``invoked``: the user asked explicitly, so no debounce.
+        """
         doc = self.documents.get(uri)
         if doc is None:
             log.debug("completion for a document that is not open: %s", uri)
@@ -573,7 +576,7 @@ class PhiLanguageServer(LanguageServer):
         job = _InFlight(doc.version, threading.Event())
         self._inflight[uri] = job
         try:
-            if self.settings.debounce_ms:
+            if self.settings.debounce_ms and not invoked:
                 await asyncio.sleep(self.settings.debounce_ms / 1000)
             if job.cancel.is_set():
                 return None
@@ -929,7 +932,8 @@ def build_server(overrides: dict[str, Any] | None = None) -> PhiLanguageServer:
     async def inline_completion(
         ls: PhiLanguageServer, params: types.InlineCompletionParams
     ) -> types.InlineCompletionList:
-        c = await ls.suggest(params.text_document.uri, params.position)
+        invoked = params.context.trigger_kind == types.InlineCompletionTriggerKind.Invoked
+        c = await ls.suggest(params.text_document.uri, params.position, invoked=invoked)
         if c is None or not c.text:
             return types.InlineCompletionList(items=[])
         rng = _position_range(c)
@@ -945,6 +949,7 @@ def build_server(overrides: dict[str, Any] | None = None) -> PhiLanguageServer:
     ) -> types.CompletionList:
         if not ls.settings.completion_fallback:
             return types.CompletionList(is_incomplete=False, items=[])
+        # No `invoked` here: clients send Invoked for plain typing too.
         c = await ls.suggest(params.text_document.uri, params.position)
         if c is None or not c.text.strip():
             return types.CompletionList(is_incomplete=True, items=[])
