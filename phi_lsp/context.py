@@ -129,12 +129,12 @@ def docstring_node(fn_or_class: tree_sitter.Node) -> tree_sitter.Node | None:
     for stmt in body.named_children:
         if stmt.type == "comment":
             continue
-        if (
-            stmt.type == "expression_statement"
-            and stmt.named_child_count == 1
-            and stmt.named_children[0].type in ("string", "concatenated_string")
-        ):
-            return stmt
+        if stmt.type == "expression_statement" and stmt.named_child_count == 1:
+            expr = stmt.named_children[0]
+            while expr.type == "parenthesized_expression" and expr.named_child_count == 1:
+                expr = expr.named_children[0]
+            if expr.type in ("string", "concatenated_string"):
+                return stmt
         return None
     return None
 

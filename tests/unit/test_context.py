@@ -291,3 +291,28 @@ def test_cursor_right_after_the_header_colon() -> None:
     ctx = _ctx_at(text, 1)
     assert ctx is not None and ctx.function == "K.f" and ctx.indent == "        "
     assert ctx.line_prefix == "    def f(self, x):" and ctx.docstring is None
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        "'single'",
+        '"double"',
+        "'''triple\n    single'''",
+        '"""triple\n\n    double  """',
+        'r"raw \\d"',
+        "R'''raw\\n'''",
+        'u"unicode é"',
+        '"implicit" "concatenation"',
+        'f"not a docstring {1}"',
+        'b"bytes are not docstrings"',
+        '"escapes \\t\\x41\\N{BULLET}"',
+        "('parenthesized')",
+    ],
+)
+def test_docstring_styles_match_ast(doc: str) -> None:
+    text = f"def f(x):\n    {doc}\n    return x\n"
+    ctx = _ctx_at(text, 2)
+    node = ast.parse(text).body[0]
+    assert ctx is not None
+    assert ctx.docstring == ast.get_docstring(node, clean=False)
