@@ -205,5 +205,8 @@ def valid_cut(ctx: Context, text: str) -> str:
         cand = "\n".join(lines[:k]).rstrip()
         if parses(ctx.prefix + cand + rest):
             return cand
-    # Nothing shorter parses either: the prefix itself is mid-edit. Keep the text.
-    return "" if parses(ctx.prefix + rest) else text
+    # No line-prefix of the suggestion parses. If some statement at the cursor could
+    # (the prefix allows a valid function), show nothing rather than broken code; if
+    # the function is broken before the cursor anyway, nothing can help: keep the text.
+    fillers = ("", "pass", "\n" + ctx.indent + "pass")
+    return "" if any(parses(ctx.prefix + f + rest) for f in fillers) else text
