@@ -138,6 +138,16 @@ def run_complete(args: argparse.Namespace) -> int:
         )
     except api.TargetError as e:
         raise UsageError(f"{path}: {e}") from None
+    if s.verify != "off" and not args.json:
+        for c in records:
+            ex = c.examples or {"passed": 0, "failed": 0}
+            n = ex["passed"] + ex["failed"]
+            print(
+                f"phi-lsp complete: {c.function}: {c.status}"
+                + (f" {ex['passed']}/{n}" if n else "")
+                + f" ({c.candidates_tried} candidate{'s' if c.candidates_tried > 1 else ''})",
+                file=sys.stderr,
+            )
     if s.verify != "off" and args.write:
         # Never write an unverified body: keep only the ones whose examples passed.
         kept = [c for c in records if c.verified]
