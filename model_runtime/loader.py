@@ -224,9 +224,16 @@ def _load_pretrained(
     spec: str, where: str, source: str, device: str, dtype: str, *, local_only: bool
 ) -> tuple[Any, Any, EngineInfo]:
     """``from_pretrained`` for a directory or a hub id (already checked: cached or online)."""
+    import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    kwargs: dict[str, Any] = {"dtype": _torch_dtype(dtype), "local_files_only": local_only}
+    version = tuple(int(x) for x in re.findall(r"\d+", transformers.__version__)[:2])
+    # transformers 5 always loads low-memory (meta, then the weights); 4.x needs asking,
+    # and called the dtype argument torch_dtype before 4.56.
+    kwargs: dict[str, Any] = {"local_files_only": local_only}
+    kwargs["dtype" if version >= (4, 56) else "torch_dtype"] = _torch_dtype(dtype)
+    if version < (5, 0):
+        kwargs["low_cpu_mem_usage"] = True
     if device == "cuda":
         kwargs["device_map"] = "cuda"  # accelerate places the weights straight on the GPU
     try:
