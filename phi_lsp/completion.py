@@ -109,6 +109,7 @@ class Completer:
         self.cache = SuggestionCache(cache_size)
         counter = count_tokens or getattr(worker, "count_tokens", None)
         self.count_tokens: Callable[[str], int] = counter or prompt_mod.estimate_tokens
+        self._exact_count = counter is not None  # else: look for the model's tokenizer once
         self.timings: dict[str, float] = {}  # last request: pipeline vs model time, ms
 
     # --- public ---------------------------------------------------------------------
@@ -184,6 +185,9 @@ class Completer:
         s = self.settings
         t0 = time.perf_counter()
         budget = self.context_length - s.max_new_tokens
+        if not self._exact_count:
+            self._exact_count = True
+            self.count_tokens = _tokenizer_counter(self.backend) or self.count_tokens
         p = prompt_mod.build(ctx, budget, self.count_tokens)
         t_prompt = time.perf_counter()
         stopper = Stopper(ctx, p.forced_prefix)
@@ -300,6 +304,28 @@ class Completer:
             return 1
         cand.verified = cand.status == "passed"
         return 2 if cand.verified else 0
+
+
+def _tokenizer_counter(backend: Any) -> Callable[[str], int] | None:
+    """Exact token counts for a Worker (which hides its engine): the model's own
+    tokenizer, loaded from the same local files. None when there is none to load."""
+    try:
+        info = backend.ready().result() if hasattr(backend, "ready") else backend.info
+    except Exception:
+        return None
+    if getattr(info, "backend", "") != "local":
+        return None
+    from pathlib import Path
+
+    where = info.source if Path(info.source).is_dir() else info.spec
+    try:
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(where, local_files_only=True)
+    except Exception as e:  # no local tokenizer files: the estimate will do
+        log.info("prompt sizes are estimated (no tokenizer for %s: %s)", where, e)
+        return None
+    return lambda text: len(tok(text, add_special_tokens=False)["input_ids"])
 
 
 def _with_newlines_of(doc: Document, text: str) -> str:
