@@ -23,7 +23,11 @@ def _initialize(srv: RawServer, process_id: int | None) -> None:
             "jsonrpc": "2.0",
             "id": "init",
             "method": "initialize",
-            "params": {"capabilities": {}, "processId": process_id},
+            "params": {
+                "capabilities": {},
+                "processId": process_id,
+                "initializationOptions": {"model": "replay:/dev/null"},
+            },
         }
     )
     assert "result" in srv.response("init")

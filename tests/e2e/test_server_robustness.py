@@ -91,7 +91,12 @@ class RawServer:
                 "jsonrpc": "2.0",
                 "id": "init",
                 "method": "initialize",
-                "params": {"capabilities": {}, "processId": os.getpid()},
+                # A replay model: no torch import competing for the CPU.
+                "params": {
+                    "capabilities": {},
+                    "processId": os.getpid(),
+                    "initializationOptions": {"model": "replay:/dev/null"},
+                },
             }
         )
         assert "result" in self.response("init")
