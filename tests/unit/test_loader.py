@@ -277,3 +277,38 @@ def test_cli_and_loader_imports_do_not_import_torch() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout
     assert out.split() == ["False", "False"]
+
+
+# --- engines from specs -----------------------------------------------------------------
+
+
+def test_load_engine_tiny_gives_a_local_engine_that_writes_the_body(tiny_dir: Path) -> None:
+    from model_runtime import GenerationRequest, load_engine, tiny
+
+    engine = load_engine("tiny", device="cpu")
+    try:
+        assert type(engine).__name__ == "LocalEngine"
+        assert engine.info.source == str(tiny_dir) and engine.info.backend == "local"
+        prompt, body = tiny.split_at_docstring(tiny.corpus_functions()["add"])
+        out = engine.generate(GenerationRequest(prompt=prompt, max_new_tokens=16, stop=("\n\n",)))
+        assert out.text == body.rstrip("\n") == "\n    return a + b"
+    finally:
+        engine.close()
+
+
+def test_replay_specs_still_load(tmp_path: Path) -> None:
+    from model_runtime import load_engine
+
+    f = tmp_path / "rest.py"
+    f.write_text("    return a + b\n")
+    engine = load_engine(f"replay:{f}")
+    assert engine.info.backend == "replay" and engine.info.source == str(f)
+    with pytest.raises(ModelLoadError, match="replay: cannot read"):
+        load_engine(f"replay:{tmp_path / 'missing.py'}")
+
+
+def test_build_tiny_command_reports_an_existing_build(tiny_dir: Path) -> None:
+    env = dict(os.environ, PHI_LSP_CACHE_DIR=str(tiny_dir.parent.parent))
+    rc, out, err = _phi_lsp(["model", "build-tiny"], env)
+    assert rc == 0, err
+    assert out.strip() == str(tiny_dir) and "already built" in err
