@@ -111,7 +111,9 @@ class PhiProtocol(LanguageServerProtocol):
         if general is not None and general.position_encodings:
             general.position_encodings = None  # fall back to UTF-16
         result = yield from super().lsp_initialize(params)
-        if not self._server.settings.completion_fallback:
+        # With completionFallback on now, completion is advertised statically for good.
+        self._server._fallback_static = self._server.settings.completion_fallback
+        if not self._server._fallback_static:
             result.capabilities.completion_provider = None
         return result
 
@@ -163,6 +165,7 @@ class PhiLanguageServer(LanguageServer):
         self._model_generation = 0
         self._cpu_warned = False
         self._fallback_registered = False
+        self._fallback_static = False
         self.documents: dict[str, Document] = {}
         # Edits not yet applied to the Document (its tree-sitter reparse costs tens of
         # ms on a big file): applied before the pipeline reads it, or when typing pauses.
@@ -376,7 +379,7 @@ class PhiLanguageServer(LanguageServer):
             and caps.text_document.completion.dynamic_registration
         )
         want = self.settings.completion_fallback
-        if not dynamic or want == self._fallback_registered:
+        if self._fallback_static or not dynamic or want == self._fallback_registered:
             return  # static capability (or none): the handler answers empty when off
         if want:
             await self.client_register_capability_async(
@@ -914,8 +917,6 @@ def build_server(overrides: dict[str, Any] | None = None) -> PhiLanguageServer:
 
     @server.feature(types.INITIALIZED)
     async def initialized(ls: PhiLanguageServer, params: types.InitializedParams) -> None:
-        if ls.settings.completion_fallback:
-            ls.spawn(ls._update_fallback_registration())
         ls.start_model()
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)

@@ -430,6 +430,29 @@ async def test_completion_fallback_is_silent_when_off(tmp_path: Path) -> None:
         assert result is None or list(result.items) == []
 
 
+async def test_turning_the_completion_fallback_on_registers_it(tmp_path: Path) -> None:
+    async with server(tmp_path, {"model": replay_model(tmp_path, ADD_BODY)}) as s:
+        registrations: list[Any] = []
+
+        @s.client.feature(types.CLIENT_REGISTER_CAPABILITY)
+        def _register(ls: Any, params: types.RegistrationParams) -> None:
+            registrations.extend(params.registrations)
+
+        await s.ready()
+        s.client.set_configuration({"completionFallback": True}, section="phiLsp")
+        s.client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings={}))
+        regs = await s.until(lambda: registrations, 10, "client/registerCapability")
+        assert regs[0].method == types.TEXT_DOCUMENT_COMPLETION
+        uri = doc_uri(tmp_path)
+        s.open(uri, ADD_SOURCE)
+        result = await s.client.text_document_completion_async(
+            types.CompletionParams(
+                text_document=types.TextDocumentIdentifier(uri=uri), position=ADD_CURSOR
+            )
+        )
+        assert [i.label for i in result.items] == ["return a + b"]
+
+
 # --- stale answers and cancellation ---------------------------------------------------
 
 
