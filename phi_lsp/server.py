@@ -93,12 +93,13 @@ class _Shown:
 
 
 class PhiProtocol(LanguageServerProtocol):
-    """pygls' protocol with three changes an editor notices.
+    """pygls' protocol with the changes an editor notices.
 
     - Positions are always UTF-16 (the pipeline's unit, contracts §2).
     - ``completionProvider`` is advertised only when ``completionFallback`` is on.
-    - A request whose params do not fit its method gets an error response instead
-      of silence (pygls would drop it and the client would wait forever).
+    - A request whose params do not fit its method, or that comes after ``shutdown``,
+      gets an error response instead of silence (the client would wait forever).
+    - Documents are kept by the server (``phi_lsp.documents``), not pygls' workspace.
     """
 
     _server: PhiLanguageServer
@@ -130,6 +131,22 @@ class PhiProtocol(LanguageServerProtocol):
     @lsp_method(types.TEXT_DOCUMENT_DID_CLOSE)
     def lsp_text_document__did_close(self, params: types.DidCloseTextDocumentParams) -> None:
         self._server.close_document(params.text_document.uri)
+
+    def handle_message(self, message: Any) -> None:
+        # pygls drops requests that arrive after `shutdown` without a reply, and the
+        # client would wait forever: answer InvalidRequest (LSP) instead.
+        if self._shutdown and getattr(message, "method", types.EXIT) != types.EXIT:
+            msg_id = getattr(message, "id", None)
+            if msg_id is not None and not hasattr(message, "result"):
+                with contextlib.suppress(Exception):
+                    self._send_response(
+                        msg_id,
+                        error=types.ResponseError(
+                            code=-32600, message="the server is shutting down"
+                        ),
+                    )
+                return
+        super().handle_message(message)
 
     def structure_message(self, data: dict[str, Any]) -> Any:
         try:

@@ -158,7 +158,24 @@ def test_malformed_json_rpc_is_survived(tmp_path: Path) -> None:
             }
         )
         assert srv.response(10)["result"] == {"items": []}
-        assert srv.close() == 0
+        # After shutdown a request gets an error, not silence; exit still exits.
+        srv.send({"jsonrpc": "2.0", "id": 11, "method": "shutdown"})
+        assert "result" in srv.response(11)
+        srv.send(
+            {
+                "jsonrpc": "2.0",
+                "id": 12,
+                "method": "textDocument/inlineCompletion",
+                "params": {
+                    "textDocument": {"uri": "file:///nowhere.py"},
+                    "position": {"line": 0, "character": 0},
+                    "context": {"triggerKind": 1},
+                },
+            }
+        )
+        assert srv.response(12)["error"]["code"] == -32600
+        srv.send({"jsonrpc": "2.0", "method": "exit"})
+        assert srv.proc.wait(timeout=15) == 0
     finally:
         if srv.proc.poll() is None:
             srv.proc.kill()
