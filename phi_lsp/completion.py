@@ -160,7 +160,12 @@ class Completer:
         """A new body for ``fn`` (after its docstring); ``range`` is in ``doc``'s text."""
         t0 = time.perf_counter()
         slot = context_mod.body_slot(doc, fn.node)
-        vdoc = Document(slot.virtual)
+        # The source with the old body removed: an incremental edit of a copy, not a
+        # full parse per function (`--all` on a long file).
+        vdoc = doc.snapshot()
+        vdoc.apply_change((doc.position_at(slot.start), doc.position_at(slot.end)), slot.lead)
+        if vdoc.text != slot.virtual:  # positions clamp: never trust a mismatch
+            vdoc = Document(slot.virtual)
         ctx = context_mod.extract(vdoc, slot.cursor)
         if ctx is None:
             return None
