@@ -218,7 +218,9 @@ class Completer:
             if verify is None:
                 best = (0, cand)
                 break
-            rank = self._verify(verify, ctx, source, cand)
+            rank = self._verify(verify, ctx, source, cand, cancel)
+            if cancel is not None and cancel.is_set():
+                return None
             if best is None or rank > best[0]:
                 best = (rank, cand)
             if cand.status == "passed" or cand.status == "no-examples":
@@ -286,7 +288,14 @@ class Completer:
             except concurrent.futures.CancelledError:
                 return Generation(text="", finish_reason="cancelled")
 
-    def _verify(self, verify: Any, ctx: Context, source: str, cand: Completion) -> int:
+    def _verify(
+        self,
+        verify: Any,
+        ctx: Context,
+        source: str,
+        cand: Completion,
+        cancel: threading.Event | None = None,
+    ) -> int:
         """Run the docstring's examples on the candidate; rank: 2 passed, 1 no examples,
         0 failed/error/timeout. Fills the record's verification fields."""
         spliced = source[: ctx.cursor] + cand.text + source[ctx.cursor :]
@@ -296,6 +305,7 @@ class Completer:
                 ctx.function,
                 timeout_s=self.settings.verify_timeout_ms / 1000,
                 line=ctx.def_line + 1,
+                cancel=cancel,
             )
         except Exception as e:  # a broken verifier must not lose the suggestion
             log.warning("verification failed to run: %s", e)
