@@ -399,6 +399,20 @@ async def test_pushed_settings_are_used_without_workspace_configuration(tmp_path
         assert s.statuses[-1]["model"] == second
 
 
+async def test_disabling_and_enabling_the_server(tmp_path: Path) -> None:
+    opts = {"model": replay_model(tmp_path, ADD_BODY), "enable": False}
+    async with server(tmp_path, opts, configuration=opts) as s:
+        await s.until(lambda: s.statuses and s.statuses[-1]["state"] == "disabled")
+        uri = doc_uri(tmp_path)
+        s.open(uri, ADD_SOURCE)
+        assert await s.inline(uri, ADD_CURSOR) == []
+        n = len(s.statuses)
+        s.client.set_configuration({**opts, "enable": True}, section="phiLsp")
+        s.client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings={}))
+        await s.ready(after=n)
+        assert (await s.inline(uri, ADD_CURSOR))[0].insert_text.strip() == "return a + b"
+
+
 async def test_completion_fallback_offers_the_body_as_a_snippet(tmp_path: Path) -> None:
     opts = {"model": replay_model(tmp_path, "return a + b  # ${x}\n"), "completionFallback": True}
     async with server(tmp_path, opts) as s:
