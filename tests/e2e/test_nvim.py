@@ -154,7 +154,7 @@ class Session:
 
     def __init__(self, nvim: Any) -> None:
         self.nvim = nvim
-        self.server_pids: list[int] = []
+        self.pid: int = nvim.eval("getpid()")
 
     def lua(self, code: str, *args: Any) -> Any:
         return self.nvim.exec_lua(code, *args)
@@ -163,10 +163,6 @@ class Session:
         self.nvim.command(f"edit {path}")
         attached = wait_for(lambda: self.lua("return #vim.lsp.get_clients({bufnr = 0})") > 0)
         assert attached, "phi-lsp never attached to the Python buffer"
-        self.server_pids = self.lua(
-            "local t = {} for _, c in ipairs(vim.lsp.get_clients()) do"
-            " t[#t + 1] = c.rpc and c.rpc.pid or nil end return t"
-        )
 
     def ghost(self) -> str:
         return self.lua("return phi_test.ghost()")
@@ -174,14 +170,24 @@ class Session:
     def buffer(self) -> list[str]:
         return list(self.nvim.current.buffer[:])
 
+    def children(self) -> list[int]:
+        """Processes Neovim started: the language servers."""
+        pids = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                if int(stat.read_text().rsplit(") ", 1)[1].split()[1]) == self.pid:
+                    pids.append(int(stat.parent.name))
+        return pids
+
     def close(self) -> None:
+        servers = self.children()
         # The connection goes away with the editor: errors here are expected.
         with contextlib.suppress(Exception):
             self.nvim.quit("qa!")
         with contextlib.suppress(Exception):
             self.nvim.close()
         # Neovim stops its language servers on exit; make sure none lingers.
-        for pid in self.server_pids:
+        for pid in servers:
             if not wait_for(lambda pid=pid: not _alive(pid), timeout=10):
                 os.kill(pid, signal.SIGKILL)
 
@@ -191,9 +197,11 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    # A zombie child of ours is gone for practical purposes.
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().split(") ")[-1][:1] != "Z"
+    # A zombie is gone for practical purposes.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][:1] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 @pytest.fixture
@@ -322,6 +330,44 @@ def test_toggle_turns_suggestions_off_and_on_in_the_server(
     nv.nvim.current.buffer[:] = SOURCE.splitlines()  # Esc dropped the empty line's indent
     nv.nvim.input("Go")
     assert wait_for(lambda: EXPECT in nv.ghost()), "no ghost text after turning it back on"
+
+
+def test_restart_starts_a_new_server_that_serves_the_buffer(
+    start_nvim: Callable[..., Session], project: Path
+) -> None:
+    if NVIM_012 is None:
+        pytest.skip(f"no Neovim >= 0.12: {SETUP_HINT}")
+    nv = start_nvim(NVIM_012)
+    nv.edit(project / "add.py")
+    assert wait_for(lambda: nv.lua(STATUSLINE) == "Phi ready"), nv.lua(STATUSLINE)
+    first = nv.lua("return vim.lsp.get_clients({bufnr = 0})[1].id")
+    nv.nvim.command("PhiLspRestart")
+    new_client = (
+        "local c = vim.lsp.get_clients({bufnr = 0})[1]"
+        " return c and c.id ~= ... and c.initialized and c.id or nil"
+    )
+    second = wait_for(lambda: nv.lua(new_client, first))
+    assert second, "no new client attached after :PhiLspRestart"
+    assert wait_for(lambda: nv.lua(STATUSLINE) == "Phi ready"), nv.lua(STATUSLINE)
+    nv.nvim.input("Go")
+    assert wait_for(lambda: EXPECT in nv.ghost()), "the restarted server gives no ghost text"
+
+
+def test_quitting_neovim_stops_the_server(
+    start_nvim: Callable[..., Session], project: Path
+) -> None:
+    """No phi-lsp process (and its model memory) outlives the editor."""
+    if NVIM_012 is None:
+        pytest.skip(f"no Neovim >= 0.12: {SETUP_HINT}")
+    nv = start_nvim(NVIM_012)
+    nv.edit(project / "add.py")
+    assert wait_for(lambda: nv.lua(STATUSLINE) == "Phi ready"), nv.lua(STATUSLINE)
+    servers = nv.children()
+    assert servers, "no server process found under Neovim"
+    with contextlib.suppress(Exception):
+        nv.nvim.quit("qa!")
+    gone = wait_for(lambda: not any(_alive(p) for p in servers), timeout=15)
+    assert gone, f"server processes {servers} still alive 15 s after :qa!"
 
 
 def test_checkhealth_reports_server_version_and_model_state(
