@@ -14,6 +14,7 @@ whitespace after it (newline + indentation) becomes the request's forced prefix
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,29 +50,33 @@ class _CountCache:
     def __call__(self, text: str) -> int:
         if not text:
             return 0
-        n = self.memo.get(text)
-        if n is None:
-            n = self.count(text)
+        with _lock:
+            n = self.memo.get(text)
+            if n is not None:
+                self.memo.move_to_end(text)
+                return n
+        n = self.count(text)  # outside the lock: tokenizing may take a while
+        with _lock:
             self.memo[text] = n
             if len(self.memo) > self.size:
                 self.memo.popitem(last=False)
-        else:
-            self.memo.move_to_end(text)
         return n
 
 
+_lock = threading.Lock()  # the server builds prompts on several threads
 _counters: OrderedDict[tuple[int, int], _CountCache] = OrderedDict()
 
 
 def _counter(count: TokenCounter) -> _CountCache:
     # Bound methods are new objects on each attribute access: key by owner + function.
     key = (id(getattr(count, "__self__", None)), id(getattr(count, "__func__", count)))
-    c = _counters.get(key)
-    if c is None or c.count != count:
-        c = _counters[key] = _CountCache(count)
-        while len(_counters) > 8:
-            _counters.popitem(last=False)
-    return c
+    with _lock:
+        c = _counters.get(key)
+        if c is None or c.count != count:
+            c = _counters[key] = _CountCache(count)
+            while len(_counters) > 8:
+                _counters.popitem(last=False)
+        return c
 
 
 def split_forced(text_before_cursor: str) -> tuple[str, str]:
