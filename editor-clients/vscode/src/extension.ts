@@ -20,7 +20,7 @@ let output: vscode.LogOutputChannel;
 let status: StatusItem;
 let keys: string[];
 
-export async function activate(context: vscode.ExtensionContext): Promise<unknown> {
+export async function activate(context: vscode.ExtensionContext): Promise<void> {
   output = vscode.window.createOutputChannel('phi-lsp', { log: true });
   status = new StatusItem(SHOW_OUTPUT);
   keys = serverKeys(context.extension);
@@ -35,8 +35,6 @@ export async function activate(context: vscode.ExtensionContext): Promise<unknow
     { dispose: () => void stop() },
   );
   await start();
-  // For tests and other extensions: the state shown in the status bar.
-  return { status: () => status.current };
 }
 
 export async function deactivate(): Promise<void> {
