@@ -226,3 +226,19 @@ def test_complete_file_reads_without_writing(rest_file: Path, tmp_path: Path) ->
     assert out["completions"][0]["text"] == "return a + b"
     assert "\r\n" in out["source"]
     assert f.read_bytes() == SOURCE.replace("\n", "\r\n").encode()
+
+
+def test_concurrent_requests_from_server_threads(rest_file: Path) -> None:
+    """The server calls complete() from several threads at once; one Worker serves them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    worker = Worker(lambda: ReplayEngine(rest_file))
+    completer = Completer(worker, Settings())
+    try:
+        sources = [SOURCE.replace("add", f"add{i}") for i in range(12)]
+        with ThreadPoolExecutor(6) as pool:
+            results = list(pool.map(lambda s: completer.complete(s, *CURSOR), sources))
+        assert [r.function for r in results] == [f"add{i}" for i in range(12)]  # type: ignore[union-attr]
+        assert all(r.text == "return a + b" for r in results)  # type: ignore[union-attr]
+    finally:
+        worker.shutdown()
