@@ -38,7 +38,8 @@ if [ ! -f "$DIR/llama.cpp/convert_hf_to_gguf.py" ]; then
     echo "setup-llama: fetching convert_hf_to_gguf.py from the llama-cpp-python $VERSION sdist" >&2
     tmp=$(mktemp -d)
     trap 'rm -rf "$tmp"' EXIT
-    "$DIR/venv/bin/pip" download -q --no-deps --no-binary :all: "llama-cpp-python==$VERSION" -d "$tmp"
+    # --no-binary for this package only: its build dependencies may come as wheels.
+    "$DIR/venv/bin/pip" download -q --no-deps --no-binary llama-cpp-python "llama-cpp-python==$VERSION" -d "$tmp"
     top="llama_cpp_python-$VERSION/vendor/llama.cpp"
     tar xzf "$tmp/llama_cpp_python-$VERSION.tar.gz" -C "$tmp" "$top/convert_hf_to_gguf.py" \
         --wildcards "$top/conversion*" "$top/gguf-py*"

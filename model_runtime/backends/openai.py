@@ -346,12 +346,14 @@ class OpenAIEngine:
         prefix = request.forced_prefix
         choices: dict[int, _Choice] = {}
         t0 = time.perf_counter()
+        ended = False  # [DONE] seen, or we ended the stream ourselves
         with self._open_stream(body, should_stop) as resp:
             if resp is None:  # cancelled while waiting to retry
                 return [_Choice(finish="cancelled")]
             for data in iter_sse_data(self._lines(resp)):
                 obj = parse_chunk(data)
                 if obj is None:
+                    ended = True
                     break
                 for ch in obj.get("choices") or []:
                     idx = int(ch.get("index", 0))
@@ -370,12 +372,16 @@ class OpenAIEngine:
                     self._check_stops(c, request, prefix if heal else "")
                     if ch.get("finish_reason") and c.finish is None:
                         c.server_finish = ch["finish_reason"]
+                        # vLLM says which stop ended it (None: end-of-text); others don't.
+                        if "stop_reason" in ch:
+                            c.extra["stop_reason"] = ch["stop_reason"]
                 usage = obj.get("usage")
                 if isinstance(usage, dict) and usage.get("completion_tokens") is not None:
                     for c in choices.values():
                         c.usage_tokens = int(usage["completion_tokens"])
                 done = [c for c in choices.values() if c.finish or c.diverged or c.server_finish]
                 if len(choices) >= n and len(done) == len(choices):
+                    ended = True
                     break  # closing the stream now stops the server
                 if heal and n == 1 and choices.get(0, _Choice()).diverged:
                     raise _Diverged
@@ -383,7 +389,10 @@ class OpenAIEngine:
                     for c in choices.values():
                         if c.finish is None and c.server_finish is None:
                             c.finish = "cancelled"
+                    ended = True
                     break
+        if not ended and not any(c.server_finish for c in choices.values()):
+            raise GenerationError(self._broken_stream(body))
         if not choices:
             choices[0] = _Choice(text="" if heal else prefix, server_finish="stop")
         for c in choices.values():
@@ -395,6 +404,22 @@ class OpenAIEngine:
             ):
                 c.diverged = True  # stream ended inside the prefix
         return [choices[i] for i in sorted(choices)]
+
+    def _broken_stream(self, body: dict[str, Any]) -> str:
+        """Why a stream ended without [DONE]: llama-cpp-python, for one, fails after the
+        200 header (a prompt over its context). The same request without streaming, one
+        token long, gets the server's own error message."""
+        msg = f"the model server at {self._shown} ended the stream without finishing"
+        try:
+            resp = self._send(
+                "POST", "/completions", json={**body, "stream": False, "max_tokens": 1}
+            )
+            resp.close()
+        except GenerationError as e:
+            return f"{msg}: {e}"
+        except _Cancelled:
+            pass
+        return f"{msg} (it may have crashed; see its log)"
 
     def _check_stops(self, c: _Choice, request: GenerationRequest, need_prefix: str) -> None:
         if need_prefix and len(c.text) < len(need_prefix):
@@ -412,8 +437,13 @@ class OpenAIEngine:
         elif c.server_finish == "length":
             reason = "length"
         elif c.server_finish == "stop":
-            # The server stopped at one of our stop strings or at end-of-text; both end here.
-            reason = "stop" if _first_stop(c.text, request.stop) is not None else "eos"
+            # The server stopped at one of our stop strings (and cut it off) or at
+            # end-of-text. vLLM's stop_reason tells them apart; llama.cpp's server does
+            # not, so with stop strings given its "stop" is reported as "stop".
+            if "stop_reason" in c.extra:
+                reason = "stop" if isinstance(c.extra["stop_reason"], str) else "eos"
+            else:
+                reason = "stop" if any(request.stop) else "eos"
         else:
             # A stream that ended without a finish reason was cut short by the server
             # (llama-cpp-python interrupts it when another request waits): the body may

@@ -378,3 +378,36 @@ def test_count_tokens_uses_the_server_tokenizer(server: _Server) -> None:
     eng = _engine(server)
     assert eng.count_tokens("a b c d e f g h i j k l") == 12
     assert eng.tokenize_endpoint == "llama-cpp-python"
+
+
+def test_stream_cut_before_done_is_an_error_with_the_servers_reason(server: _Server) -> None:
+    def route(h: _Handler, b: dict[str, Any]) -> None:
+        if b["stream"]:  # llama-cpp-python fails after the 200 header: no data, no [DONE]
+            h.send_response(200)
+            h.send_header("Content-Type", "text/event-stream")
+            h.end_headers()
+        else:
+            h.send_json(400, {"error": {"message": "maximum context length is 2048 tokens"}})
+
+    server.routes["/v1/completions"] = route
+    with pytest.raises(GenerationError, match=r"ended the stream .*HTTP 400: maximum context"):
+        _engine(server).generate(GenerationRequest(prompt="p"))
+
+
+def test_vllm_stop_reason_tells_a_stop_string_from_end_of_text(server: _Server) -> None:
+    def route(h: _Handler, b: dict[str, Any]) -> None:
+        reason = "\n\n" if b["prompt"] == "a" else None
+        h.send_sse(
+            [
+                {
+                    "choices": [
+                        {"index": 0, "text": "x", "finish_reason": "stop", "stop_reason": reason}
+                    ]
+                }
+            ]
+        )
+
+    server.routes["/v1/completions"] = route
+    eng = _engine(server)
+    assert eng.generate(GenerationRequest(prompt="a", stop=("\n\n",))).finish_reason == "stop"
+    assert eng.generate(GenerationRequest(prompt="b", stop=("\n\n",))).finish_reason == "eos"
