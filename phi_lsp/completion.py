@@ -159,7 +159,7 @@ class Completer:
     ) -> Completion | None:
         """A new body for ``fn`` (after its docstring); ``range`` is in ``doc``'s text."""
         t0 = time.perf_counter()
-        slot = context_mod.body_slot(doc, fn.node)
+        slot = context_mod.body_slot(doc, fn)
         # The source with the old body removed: an incremental edit of a copy, not a
         # full parse per function (`--all` on a long file).
         vdoc = doc.snapshot()

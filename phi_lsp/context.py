@@ -514,23 +514,71 @@ class FunctionInfo:
     first_line: int  # 0-based, decorators included
     last_line: int
     empty: bool  # body is only a docstring / ... / pass / raise NotImplementedError
+    src: Document | None = None  # the block's own parse when the file's tree lost it
+    base: int = 0  # string index of ``src`` in the file
 
 
 def functions(doc: Document) -> list[FunctionInfo]:
+    """Every def of the file (nested and methods too), in file order."""
+    out = _functions_in(doc, doc.tree.root_node, None, 0, 0)
+    if doc.tree.root_node.has_error:
+        # Error recovery can swallow whole functions after a broken one: parse each
+        # top-level block the tree lost on its own.
+        known = {f.def_line for f in out}
+        for base_line, chunk in _top_level_chunks(doc):
+            sub = Document(chunk)
+            base = doc.line_starts[base_line]
+            found = _functions_in(sub, sub.tree.root_node, sub, base, base_line)
+            out += [f for f in found if f.def_line not in known]
+        out.sort(key=lambda f: f.def_line)
+    return out
+
+
+def _functions_in(
+    doc: Document, root: tree_sitter.Node, src: Document | None, base: int, base_line: int
+) -> list[FunctionInfo]:
     out = []
-    for fn in _walk_defs(doc.tree.root_node):
+    for fn in _walk_defs(root):
         outer = _outer(fn)
         out.append(
             FunctionInfo(
                 qualname=qualified_name(doc, fn),
                 node=fn,
-                def_line=fn.start_point[0],
-                first_line=outer.start_point[0],
-                last_line=fn.end_point[0],
+                def_line=fn.start_point[0] + base_line,
+                first_line=outer.start_point[0] + base_line,
+                last_line=fn.end_point[0] + base_line,
                 empty=_is_placeholder_body(doc, fn),
+                src=src,
+                base=base,
             )
         )
     return out
+
+
+_TOP_START = re.compile(r"(?:async[ \t]+)?def\s|class\s|@")
+
+
+def _top_level_chunks(doc: Document) -> list[tuple[int, str]]:
+    """(first line, text) of each column-0 def/class block, decorators included."""
+    bounds: list[tuple[int, bool]] = []  # column-0 code lines: (line, starts a def/class)
+    after_decorator = False
+    for ln in range(doc.line_count):
+        s = doc.line_text(ln)
+        if not s or s[0] in " \t#":
+            continue
+        if after_decorator:  # the def/class under decorators: same block
+            after_decorator = s.startswith("@")
+            continue
+        bounds.append((ln, _TOP_START.match(s) is not None))
+        after_decorator = s.startswith("@")
+    chunks = []
+    for i, (ln, is_def) in enumerate(bounds):
+        if not is_def:
+            continue
+        end = bounds[i + 1][0] if i + 1 < len(bounds) else doc.line_count
+        stop = doc.line_starts[end] if end < doc.line_count else len(doc.text)
+        chunks.append((ln, doc.text[doc.line_starts[ln] : stop]))
+    return chunks
 
 
 def _placeholder(doc: Document, stmt: tree_sitter.Node) -> bool:
@@ -569,8 +617,13 @@ class BodySlot:
     cursor: int  # string index of that cursor in ``virtual``
 
 
-def body_slot(doc: Document, fn: tree_sitter.Node) -> BodySlot:
+def body_slot(doc: Document, fn_info: FunctionInfo | tree_sitter.Node) -> BodySlot:
     """Body after the docstring is replaced (a placeholder, or the whole body for --line)."""
+    if isinstance(fn_info, FunctionInfo):
+        file_doc, base = doc, fn_info.base
+        doc, fn = fn_info.src or doc, fn_info.node
+    else:
+        file_doc, base, fn = doc, 0, fn_info
     ds = docstring_node(fn)
     colon = _header_colon(fn)
     start_node = ds if ds is not None else colon
@@ -587,7 +640,8 @@ def body_slot(doc: Document, fn: tree_sitter.Node) -> BodySlot:
         if was_empty:
             start = end  # nothing to replace: keep the comment, insert after it
     lead = "\n" + body_indent(doc, fn)
-    virtual = doc.text[:start] + lead + doc.text[end:]
+    start, end = start + base, end + base
+    virtual = file_doc.text[:start] + lead + file_doc.text[end:]
     return BodySlot(start, end, lead, virtual, start + len(lead))
 
 

@@ -78,7 +78,7 @@ def replay_agreement(modules: tuple[str, ...] = REPLAY_MODULES) -> dict[str, Any
             doc = Document(source)
             original = ast.parse(source)
             for fn in context_mod.functions(doc):
-                slot = context_mod.body_slot(doc, fn.node)
+                slot = context_mod.body_slot(doc, fn)
                 rest = source[slot.start :].lstrip()
                 body_len = len(pieces(source[slot.start : slot.end]))
                 if slot.end <= slot.start or body_len > MAX_BODY_TOKENS:

@@ -316,3 +316,23 @@ def test_docstring_styles_match_ast(doc: str) -> None:
     node = ast.parse(text).body[0]
     assert ctx is not None
     assert ctx.docstring == ast.get_docstring(node, clean=False)
+
+
+def test_functions_after_a_broken_one_are_still_found() -> None:
+    text = (
+        'def f(x):\n    """F."""\n\n\ndef g(y:\n    """Broken header."""\n\n\n'
+        '@dec\ndef h(z):\n    """H."""\n    pass\n\n\nclass K:\n    def m(self):\n        ...\n'
+    )
+    doc = Document(text)
+    found = {f.qualname: (f.def_line, f.empty) for f in functions(doc)}
+    assert found["f"] == (0, True)
+    assert found["h"] == (9, True)
+    assert found["K.m"] == (15, True)
+    from phi_lsp.context import body_slot
+
+    h = next(f for f in functions(doc) if f.qualname == "h")
+    slot = body_slot(doc, h)
+    assert (
+        text[slot.start - 8 : slot.start] == '"""H."""'
+        and text[slot.start : slot.end] == "\n    pass"
+    )

@@ -150,7 +150,7 @@ def test_truncated_generations_always_leave_the_file_parseable(tmp_path) -> None
     checked = 0
     for n_tokens in (3, 7, 12, 25):
         for fn in functions(doc):
-            slot = body_slot(doc, fn.node)
+            slot = body_slot(doc, fn)
             rest.write_text(source[slot.start :].lstrip())
             rec = Completer(ReplayEngine(rest), Settings(max_new_tokens=n_tokens)).fill(doc, fn)
             new = apply(doc, [rec]) if rec is not None else source
