@@ -133,6 +133,14 @@ def test_describe_counts_phi1_params_without_loading_weights() -> None:
     )
 
 
+def test_describe_a_directory_reads_params_from_the_weights_header(tiny_dir: Path) -> None:
+    model, _, info = load_model_and_tokenizer(str(tiny_dir), device="cpu")
+    facts = describe(str(tiny_dir), device="cpu")
+    assert facts["params"] == info.params == sum(p.numel() for p in model.parameters())
+    assert (facts["architecture"], facts["weights_present"]) == ("PhiForCausalLM", True)
+    assert (facts["source"], facts["context_length"]) == (str(tiny_dir), 2048)
+
+
 # --- bad input: clear errors ----------------------------------------------------------
 
 
