@@ -242,3 +242,20 @@ def test_concurrent_requests_from_server_threads(rest_file: Path) -> None:
         assert all(r.text == "return a + b" for r in results)  # type: ignore[union-attr]
     finally:
         worker.shutdown()
+
+
+def test_pipeline_bench_reports_overhead_and_incremental_parsing(rest_file: Path) -> None:
+    import argparse
+    import json
+
+    from phi_lsp.bench_suites import pipeline
+
+    args = argparse.Namespace(
+        model=f"replay:{rest_file}", new_tokens=16, runs=1, device="cpu", no_replay=True
+    )
+    out = pipeline.run(args)
+    json.dumps(out)  # one JSON object
+    assert out["file_lines"] >= 4999
+    assert set(out["stages_ms"]) == {"reparse", "context", "prompt", "postprocess"}
+    # A keystroke reparses incrementally: a small fraction of a full parse.
+    assert out["incremental_vs_full_parse"] < 0.5

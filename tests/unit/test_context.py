@@ -336,3 +336,27 @@ def test_functions_after_a_broken_one_are_still_found() -> None:
         text[slot.start - 8 : slot.start] == '"""H."""'
         and text[slot.start : slot.end] == "\n    pass"
     )
+
+
+def test_random_cursors_in_real_code_never_crash_and_agree_with_ast() -> None:
+    import random
+
+    source = _stdlib_source("argparse")
+    doc = Document(source)
+    tree = ast.parse(source)
+    defs = [(n.lineno - 1, n.end_lineno - 1, n) for _, n, _ in _ast_functions(tree)]
+    rng = random.Random(3)
+    hits = 0
+    for _ in range(400):
+        offset = rng.randrange(len(source))
+        ctx = extract(doc, offset)
+        if ctx is None:
+            continue
+        hits += 1
+        assert source[:offset].endswith(ctx.prefix)
+        assert ctx.suffix == source[offset:]
+        # The function found spans the cursor's line, as Python sees it.
+        line = doc.position_at(offset)[0]
+        node = next(n for a, b, n in defs if a == ctx.def_line)
+        assert node.lineno - 1 <= line <= node.end_lineno - 1 + 1
+    assert hits > 200
