@@ -186,59 +186,65 @@ class Completer:
     def _choose(
         self, ctx: Context, source: str, *, key: str, cancel: threading.Event | None
     ) -> Completion | None:
-        """Greedy first; with verification on, more sampled candidates until one passes."""
-        s = self.settings
+        """prompt → (cache | model, stopped by the stop rules) → clean-up → [verify]."""
         t0 = time.perf_counter()
-        budget = self.context_length - s.max_new_tokens
-        if not self._exact_count:
-            self._exact_count = True
-            self.count_tokens = _tokenizer_counter(self.backend) or self.count_tokens
-        p = prompt_mod.build(ctx, budget, self.count_tokens)
-        t_prompt = time.perf_counter()
+        p = prompt_mod.build(
+            ctx, self.context_length - self.settings.max_new_tokens, self._counter()
+        )
         stopper = Stopper(ctx, p.forced_prefix)
-        rec = Completion(ctx.function, ctx.def_line, "", {}, 0.0)
-        verify = _verifier() if s.verify != "off" else None
-        k = s.candidates if verify is not None else 1
-        best: tuple[int, Completion] | None = None
-        model_ms = 0.0
-        tried = 0
-        for i in range(k):
-            if cancel is not None and cancel.is_set():
-                return None
-            tm = time.perf_counter()
-            got = self._generate(p, stopper, key, cancel, seed=None if i == 0 else i)
-            model_ms += (time.perf_counter() - tm) * 1000
-            if got is None:
-                return None
-            text, cached = got
-            tried += 1
-            cand = Completion(
-                ctx.function, ctx.def_line, text, {}, 0.0, candidates_tried=i + 1, cached=cached
+        verify = _verifier() if self.settings.verify != "off" else None
+        if verify is None:
+            got = self._generate(p, stopper, key, cancel, seed=None)
+            rec = (
+                None
+                if got is None
+                else Completion(ctx.function, ctx.def_line, got[0], {}, 0.0, cached=got[1])
             )
-            if verify is None:
-                best = (0, cand)
-                break
+        else:
+            rec = self._best_of(verify, p, stopper, ctx, source, key, cancel)
+        self.timings = {"total_ms": (time.perf_counter() - t0) * 1000, "prompt_tokens": p.tokens}
+        return rec
+
+    def _best_of(
+        self,
+        verify: Callable[..., Any],
+        p: prompt_mod.Prompt,
+        stopper: Stopper,
+        ctx: Context,
+        source: str,
+        key: str,
+        cancel: threading.Event | None,
+    ) -> Completion | None:
+        """Up to K candidates (greedy, then sampled with seeds 1..K-1); the first that
+        passes its examples wins, else the best ranked (no examples > failed)."""
+        best: tuple[int, Completion] | None = None
+        tried = 0
+        for i in range(self.settings.candidates):
+            got = self._generate(p, stopper, key, cancel, seed=None if i == 0 else i)
+            if got is None or (cancel is not None and cancel.is_set()):
+                return None
+            tried += 1
+            cand = Completion(ctx.function, ctx.def_line, got[0], {}, 0.0, cached=got[1])
             rank = self._verify(verify, ctx, source, cand, cancel)
             if cancel is not None and cancel.is_set():
                 return None
             if best is None or rank > best[0]:
                 best = (rank, cand)
-            if cand.status == "passed" or cand.status == "no-examples":
+            if rank > 0:  # passed, or there is nothing to check: more samples cannot help
                 break
         if best is None:
             return None
-        rank, rec = best
+        rec = best[1]
         rec.candidates_tried = tried
-        if verify is not None and s.verify == "require" and rec.verified is False:
+        if self.settings.verify == "require" and rec.verified is False:
             return None
-        total = (time.perf_counter() - t0) * 1000
-        self.timings = {
-            "prompt_ms": (t_prompt - t0) * 1000,
-            "model_ms": model_ms,
-            "pipeline_ms": total - model_ms,
-            "prompt_tokens": p.tokens,
-        }
         return rec
+
+    def _counter(self) -> Callable[[str], int]:
+        if not self._exact_count:
+            self._exact_count = True
+            self.count_tokens = _tokenizer_counter(self.backend) or self.count_tokens
+        return self.count_tokens
 
     def _generate(
         self,
