@@ -5,7 +5,7 @@
     stop   = postprocess.Stopper(ctx, forced)        # end of body / repeated suffix
     text   = cache.lookup(prompt) or model(prompt, stop_fn=stop)
     text   = stop.finish(text)                       # cut, trim, keep the function parseable
-    (verification: up to K candidates, passing ones first; see ``_choose``)
+    (verification: up to K candidates, passing ones first; see ``_best_of``)
 
 ``Completer`` takes a ``model_runtime.Worker`` (server: one thread owns the model) or
 an ``Engine`` (scripts: generate on the calling thread).
