@@ -320,3 +320,48 @@ def test_build_tiny_command_reports_an_existing_build(tiny_dir: Path) -> None:
     rc, out, err = _phi_lsp(["model", "build-tiny"], env)
     assert rc == 0, err
     assert out.strip() == str(tiny_dir) and "already built" in err
+
+
+def _hub_cache_with(tmp_path: Path, repo_id: str, model_dir: Path) -> Path:
+    """An HF_HOME whose hub cache holds ``model_dir`` as ``repo_id`` (the layout that
+    `hf download` leaves: refs/main → snapshots/<commit>/files)."""
+    home = tmp_path / "hf"
+    repo = home / "hub" / f"models--{repo_id.replace('/', '--')}"
+    commit = "0" * 40
+    snap = repo / "snapshots" / commit
+    snap.mkdir(parents=True)
+    for f in model_dir.iterdir():
+        if f.is_file():
+            (snap / f.name).write_bytes(f.read_bytes())
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    return home
+
+
+@pytest.mark.parametrize("offline", [True, False])
+def test_a_cached_hub_model_loads_without_network(
+    tmp_path: Path, tiny_dir: Path, offline: bool
+) -> None:
+    env = _offline_env(tmp_path)
+    env["HF_HOME"] = str(_hub_cache_with(tmp_path, "someone/tiny-copy", tiny_dir))
+    if not offline:  # no offline flag, and the hub refuses connections: still loads, fast
+        del env["HF_HUB_OFFLINE"], env["TRANSFORMERS_OFFLINE"]
+    code = (
+        "from model_runtime.loader import load_model_and_tokenizer as load;"
+        "m, t, i = load('someone/tiny-copy', device='cpu');"
+        "print(type(m).__name__, i.params, i.source)"
+    )
+    t0 = time.monotonic()
+    p = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stdout.split()[:2] == ["PhiForCausalLM", "1015653"]
+    assert "someone/tiny-copy (Hugging Face cache)" in p.stdout
+    assert time.monotonic() - t0 < 60
+
+    rc, out, err = _phi_lsp(["model", "info", "someone/tiny-copy", "--json"], env)
+    facts = json.loads(out)
+    assert rc == 0, err
+    assert (facts["weights_present"], facts["params"]) == (True, 1015653)
+    assert "Hugging Face cache" in facts["source"]
