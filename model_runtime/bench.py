@@ -8,6 +8,7 @@ prompt lookup behave on code as they do in an editor.
 
 from __future__ import annotations
 
+import re
 import statistics
 import sysconfig
 import time
@@ -50,6 +51,27 @@ def prompt_of(engine: Any, n_tokens: int, offset_tokens: int = 0, extra: int = 0
     ids = tok.encode(code_text(), add_special_tokens=False)
     window = ids[offset_tokens : offset_tokens + n_tokens + extra]
     return tok.decode(window, clean_up_tokenization_spaces=False)
+
+
+_DOCSTRING_END = re.compile(r'\n[ \t]*def [^\n]*:\n[ \t]+"""(?:[^"]|"(?!""))*"""')
+
+
+def body_prompts(engine: Any, n_tokens: int, count: int) -> list[str]:
+    """Prompts as the completion pipeline makes them: up to ``n_tokens`` tokens of code
+    ending right after a function's docstring (the model writes the body next).
+    Spread over the code text so that they differ."""
+    text = code_text()
+    ends = [m.end() for m in _DOCSTRING_END.finditer(text)]
+    ends = [e for e in ends if e > n_tokens * 2]  # enough code before it
+    if not ends:
+        return [prompt_of(engine, n_tokens)]
+    picks = [ends[(i * len(ends)) // count] for i in range(count)]
+    tok = engine.tokenizer
+    out = []
+    for end in picks:
+        ids = tok.encode(text[max(0, end - n_tokens * 8) : end], add_special_tokens=False)
+        out.append(tok.decode(ids[-n_tokens:], clean_up_tokenization_spaces=False))
+    return out
 
 
 def engine_bench(
@@ -107,7 +129,7 @@ def engine_bench(
         "device": info.device,
         "dtype": info.dtype,
         "params": info.params,
-        "threads": _threads(),
+        "threads": getattr(engine, "threads", 0) or _threads(),
         "runs": runs,
         "prompt_tokens": cold.prompt_tokens,
         "new_tokens": cold.new_tokens,
@@ -150,16 +172,15 @@ def speculative_bench(
     new_tokens: int = 32,
     prompts: int = 3,
 ) -> dict[str, Any]:
-    """Prompt-lookup speculative decoding on real code prompts: acceptance rate, decode
-    speed-up over plain greedy, and whether the outputs are identical (they must be)."""
+    """Prompt-lookup speculative decoding on real code prompts (code up to the end of a
+    docstring): acceptance rate, decode speed-up over plain greedy, and whether the
+    outputs are identical (they must be)."""
     if not hasattr(engine, "speculative"):
         return {"error": "only the local engine decodes speculatively"}
     saved = engine.speculative
-    plain_ms, spec_ms, drafted, accepted, forwards, same = [], [], 0, 0, 0, True
+    plain_ms, spec_ms, drafted, accepted, forwards, tokens, same = [], [], 0, 0, 0, 0, True
     try:
-        for i in range(prompts):
-            # Different places in the code, each cut at a token boundary as typing would.
-            prompt = prompt_of(engine, prompt_tokens, offset_tokens=i * 2 * prompt_tokens)
+        for prompt in body_prompts(engine, prompt_tokens, prompts):
             req = GenerationRequest(prompt=prompt, max_new_tokens=new_tokens)
             outs = []
             for spec in (False, True):
@@ -172,13 +193,15 @@ def speculative_bench(
                 if spec:
                     drafted += engine.last_stats.get("drafted", 0)
                     accepted += engine.last_stats.get("accepted", 0)
-                    forwards += engine.last_stats.get("forwards", 0)
+                    forwards += engine.last_stats.get("forwards", 1) - 1  # not the prefill
+                    tokens += g.new_tokens
             same = same and outs[0] == outs[1]
     finally:
         engine.speculative = saved
         engine.reset_cache()
     return {
         "model": engine.info.spec,
+        "threads": engine.threads or _threads(),
         "prompts": prompts,
         "prompt_tokens": prompt_tokens,
         "new_tokens": new_tokens,
@@ -186,7 +209,7 @@ def speculative_bench(
         "drafted": drafted,
         "accepted": accepted,
         "acceptance": _ratio(accepted, drafted),
-        "forwards_per_token": _ratio(forwards, prompts * new_tokens),
+        "forwards_per_token": _ratio(forwards, tokens),
         "plain_decode_ms": round(sum(plain_ms), 1),
         "spec_decode_ms": round(sum(spec_ms), 1),
         "speedup": _ratio(sum(plain_ms), sum(spec_ms)),

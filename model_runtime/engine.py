@@ -8,8 +8,10 @@ forced prefix. Greedy output equals ``model.generate(do_sample=False)`` (a test)
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -63,6 +65,43 @@ def lookup_draft(
     return []
 
 
+class Drafting:
+    """How much to speculate, adapted within a request. Every verify forward carries the
+    drafts' extra positions: after drafts that the model rejects outright, stop drafting
+    for a while (longer each time); after drafts accepted in full, draft more."""
+
+    def __init__(self, max_k: int) -> None:
+        self.max_k = max(1, max_k)
+        self.k = self.max_k
+        self.proposed = 0  # drafts in the cycle being verified
+        self.accepted = 0
+        self.misses = 0  # consecutive cycles with nothing accepted
+        self.cooldown = 0  # plain forwards left before drafting again
+
+    def wants_draft(self) -> bool:
+        if self.cooldown > 0:
+            self.cooldown -= 1
+            return False
+        return True
+
+    def start(self, n: int) -> None:
+        self.proposed, self.accepted = n, 0
+
+    def settle(self) -> None:
+        """The cycle ended (a draft differed, or all were used)."""
+        if self.accepted == 0:
+            self.misses += 1
+            if self.misses >= 2:
+                self.cooldown = 4 << min(self.misses - 2, 4)  # 4, 8, ... 64 tokens
+        else:
+            self.misses = 0
+        if self.proposed and self.accepted == self.proposed:
+            self.k = min(self.max_k, self.k * 2)
+        else:
+            self.k = max(1, min(self.max_k, self.accepted + 1))
+        self.proposed = self.accepted = 0
+
+
 # --- the engine ---------------------------------------------------------------------
 
 
@@ -79,19 +118,24 @@ class LocalEngine:
         tokenizer: Any,
         info: EngineInfo,
         *,
-        speculative: bool = False,
+        speculative: bool = True,
         draft_tokens: int = 8,
+        threads: int | None = None,
     ) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.info = info
-        self.speculative = speculative  # prompt-lookup drafts for greedy requests
+        # Prompt-lookup drafts for greedy requests; adaptive (Drafting), so a model that
+        # rejects them pays for a few verify passes only. Output is identical either way.
+        self.speculative = speculative
         self.draft_tokens = draft_tokens
+        self.threads = _pick_threads(model, threads)
         vocab = int(model.get_output_embeddings().weight.shape[0])
         self._table = TokenTable(tokenizer, vocab)
         self._cache = PrefixCache(model.config, capacity=int(info.context_length))
         self._eos = _eos_ids(model, tokenizer)
         self._ahead: list[tuple[int, torch.Tensor]] = []  # verified-later drafts in the cache
+        self._drafting = Drafting(draft_tokens)
         # The last request's generated ids and figures (tests and the bench read them).
         self.last_tokens: list[int] = []
         self.last_stats: dict[str, int] = {}
@@ -122,7 +166,7 @@ class LocalEngine:
     ) -> Generation:
         t0 = time.perf_counter()
         try:
-            with torch.inference_mode():
+            with torch.inference_mode(), _torch_threads(self.threads):
                 return self._generate(request, should_stop, t0)
         except BaseException:
             # A half-written cache (OOM in the middle of a forward) must not be reused,
@@ -167,6 +211,7 @@ class LocalEngine:
         stops = tuple(s for s in req.stop if s)
         longest_stop = max((len(s) for s in stops), default=0)
         speculate = self.speculative and req.temperature <= 0
+        self._drafting = Drafting(self.draft_tokens)
         stats = {"drafted": 0, "accepted": 0, "forwards": 1}
         text = ""
         reason = "length"
@@ -242,19 +287,24 @@ class LocalEngine:
         one (``self._ahead``: draft id and the logits after it). A draft equal to
         ``tok`` costs nothing; the first one that differs drops the rest from the cache.
         """
+        spec = self._drafting
         if self._ahead:
             draft, row = self._ahead[0]
             if draft == tok:
                 self._ahead.pop(0)
                 stats["accepted"] += 1
+                spec.accepted += 1
+                if not self._ahead:
+                    spec.settle()
                 return row
             self._cache.crop_to(len(self._cache) - len(self._ahead))
             self._ahead = []
+            spec.settle()
         kv = self._cache.kv
         stats["forwards"] += 1
-        if speculate:
+        if speculate and spec.wants_draft():
             room = min(
-                self.draft_tokens,
+                spec.k,
                 req.max_new_tokens - len(gen_ids) - 1,
                 int(self.info.context_length) - len(self._cache) - 2,
             )
@@ -263,11 +313,44 @@ class LocalEngine:
                 rows = forward_all(self.model, [tok, *drafts], kv)  # [1 + k, V]
                 self._cache.extend([tok, *drafts])
                 stats["drafted"] += len(drafts)
+                spec.start(len(drafts))
                 self._ahead = list(zip(drafts, rows[1:], strict=True))
                 return rows[0]
         logits = decode_one(self.model, tok, kv)
         self._cache.extend([tok])
         return logits
+
+
+# Below this many parameters a CPU forward is a string of tiny kernels: more threads only
+# add synchronisation, and on a busy machine (measured: 2 shared cores) a second thread
+# made the ``tiny`` model's decode ~10x slower (70 vs 6 ms/token).
+_SMALL_MODEL_PARAMS = 30_000_000
+
+
+def _pick_threads(model: Any, threads: int | None) -> int:
+    """Intra-op threads for this engine's forwards; 0 = leave torch's setting alone.
+    ``PHI_LSP_THREADS`` overrides."""
+    env = os.environ.get("PHI_LSP_THREADS", "").strip()
+    if env.isdigit():
+        return int(env)
+    if threads is not None:
+        return max(0, threads)
+    on_cpu = getattr(getattr(model, "device", None), "type", "cpu") == "cpu"
+    small = sum(p.numel() for p in model.parameters()) < _SMALL_MODEL_PARAMS
+    return 1 if on_cpu and small else 0
+
+
+@contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    before = torch.get_num_threads()
+    if n <= 0 or n == before:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _eos_ids(model: Any, tokenizer: Any) -> frozenset[int]:

@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from model_runtime.engine import LocalEngine, lookup_draft
+from model_runtime.engine import Drafting, LocalEngine, lookup_draft
 from model_runtime.kv_cache import BufferCache, PrefixCache, common_prefix_len
 from model_runtime.sampling import TokenTable, top_p_filter
 from model_runtime.types import EngineInfo, GenerationError, GenerationRequest
@@ -383,7 +383,7 @@ def test_speculation_accepts_drafts_the_model_agrees_with(small: tuple[object, o
 def test_speculative_greedy_is_identical_to_plain_greedy(
     small: tuple[object, object], start: int
 ) -> None:
-    plain = make_engine(small)
+    plain = make_engine(small, speculative=False)
     spec = make_engine(small, speculative=True, draft_tokens=5)
     # Repetitive code, so drafts are found and some are rejected.
     prompt = CODE[start : start + 900]
@@ -450,22 +450,17 @@ def test_greedy_equals_generate_token_for_token_on_real_specs(spec_engine: Local
     # A prompt that ends right after a docstring, as the pipeline builds them.
     end = code.index('"""', code.index('"""', code.index("def ") + 1) + 3) + 3
     prompt = code[max(0, end - 700) : end]
-    eng.reset_cache()
-    eng.generate(GenerationRequest(prompt=prompt, max_new_tokens=16))
-    assert eng.last_tokens == _generate_ids(eng, prompt, 16)
-    # Warm: the user typed on; the cache is cropped and only the new tokens prefilled.
     typed = prompt + "\n    res"
-    g = eng.generate(GenerationRequest(prompt=typed, max_new_tokens=16))
-    assert g.reused_tokens >= eng.count_tokens(prompt) - 2
-    assert eng.last_tokens == _generate_ids(eng, typed, 16)
-    # And with speculation, the same tokens again.
-    eng.speculative = True
-    try:
+    assert eng.speculative, "speculation is on by default for greedy requests"
+    for speculative in (False, True):
+        eng.speculative = speculative
         eng.reset_cache()
-        eng.generate(GenerationRequest(prompt=typed, max_new_tokens=16))
+        eng.generate(GenerationRequest(prompt=prompt, max_new_tokens=16))
+        assert eng.last_tokens == _generate_ids(eng, prompt, 16)
+        # Warm: the user typed on; the cache is cropped and only the new tokens prefilled.
+        g = eng.generate(GenerationRequest(prompt=typed, max_new_tokens=16))
+        assert g.reused_tokens >= eng.count_tokens(prompt) - 2
         assert eng.last_tokens == _generate_ids(eng, typed, 16)
-    finally:
-        eng.speculative = False
 
 
 def test_forced_indentation_after_docstring_on_tiny() -> None:
@@ -478,3 +473,35 @@ def test_forced_indentation_after_docstring_on_tiny() -> None:
     g = eng.generate(GenerationRequest(prompt=prompt, forced_prefix="\n    ", max_new_tokens=16))
     assert g.text.startswith("\n    ")
     assert g.text.strip(), "tiny should write something after the indentation"
+
+
+def test_drafting_backs_off_when_the_model_rejects_drafts() -> None:
+    d = Drafting(8)
+    for _ in range(2):  # two verify passes in a row with nothing accepted
+        assert d.wants_draft()
+        d.start(8)
+        d.settle()
+    assert [d.wants_draft() for _ in range(5)] == [False] * 4 + [True]
+    d.start(1)
+    d.accepted = 1
+    d.settle()  # a full acceptance: draft more again, no back-off
+    assert d.k == 2 and d.misses == 0 and d.wants_draft()
+
+
+def test_small_cpu_model_decodes_on_one_thread_and_restores_the_setting(
+    small: tuple[object, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PHI_LSP_THREADS", raising=False)
+    before = torch.get_num_threads()
+    eng = make_engine(small)
+    assert eng.threads == 1
+    seen: list[int] = []
+    eng.generate(
+        GenerationRequest(
+            prompt="x = 1", max_new_tokens=2, stop_fn=lambda t: seen.append(torch.get_num_threads())
+        )
+    )
+    assert seen and set(seen) == {1}
+    assert torch.get_num_threads() == before
+    monkeypatch.setenv("PHI_LSP_THREADS", "0")  # 0: leave torch's setting alone
+    assert make_engine(small).threads == 0
