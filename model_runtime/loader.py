@@ -167,9 +167,17 @@ def load_engine(spec: str, device: str = "auto", dtype: str = "auto", **options:
 
         return OpenAIEngine(p.target, **options)  # type: ignore[arg-type]
     model, tokenizer, info = load_model_and_tokenizer(spec, device=device, dtype=dtype)
+    import inspect
+
     from model_runtime.engine import LocalEngine
 
-    return LocalEngine(model, tokenizer, info)
+    # Engine options (speculative, draft_tokens, threads, ...) go through; options meant
+    # for other backends (replay_delay_s, remote_model, ...) are not the local engine's.
+    known = inspect.signature(LocalEngine).parameters
+    ignored = sorted(k for k in options if k not in known)
+    if ignored:
+        log.debug("options %s do not apply to the local engine", ", ".join(ignored))
+    return LocalEngine(model, tokenizer, info, **{k: v for k, v in options.items() if k in known})
 
 
 def load_model_and_tokenizer(
