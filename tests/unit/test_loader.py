@@ -78,8 +78,12 @@ def test_tiny_loads_from_its_directory_through_from_pretrained(tiny_dir: Path) -
     assert dir_info.spec == str(tiny_dir)
 
 
-def test_half_precision_on_cpu_loads_as_asked(tiny_dir: Path) -> None:
-    model, _, info = load_model_and_tokenizer(str(tiny_dir), device="cpu", dtype="bfloat16")
+def test_half_precision_on_cpu_loads_as_asked_with_a_warning(
+    tiny_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("WARNING", logger="model_runtime.loader"):
+        model, _, info = load_model_and_tokenizer(str(tiny_dir), device="cpu", dtype="bfloat16")
+    assert "bfloat16 on the CPU is slow" in caplog.text
     assert info.dtype == "bfloat16"
     assert next(model.parameters()).dtype == torch.bfloat16
 
