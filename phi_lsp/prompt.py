@@ -115,8 +115,8 @@ def build(ctx: Context, budget: int, count: TokenCounter = estimate_tokens) -> P
     chosen_defs: list[Definition] = []
     keep_imports = keep_cls_doc = False
     kept_members: list[str] = []
-    if imports and n(imports) + 1 <= room:
-        keep_imports, room = True, room - n(imports) - 1
+    if imports and n(imports) + 2 <= room:
+        keep_imports, room = True, room - n(imports) - 2
     elif imports:
         dropped.append("imports")
     if cls_doc and n(cls_doc) + 1 <= room:
@@ -150,13 +150,15 @@ def build(ctx: Context, budget: int, count: TokenCounter = estimate_tokens) -> P
             cls_lines.append(cls_doc)
         cls_lines += kept_members
         parts.append("\n".join(cls_lines) + "\n")
-    head = "\n".join(parts)
-    text = (head + "\n" + body) if head else body
+    # PEP 8 spacing, as in the training data: two blank lines between top-level
+    # blocks, one before a method.
+    head = "\n\n".join(parts)
+    text = (head + ("\n" if cls_head else "\n\n") + body) if head else body
     return Prompt(
         # The model saw "\n" line endings in training; CRLF goes back on insertion.
         text=text.replace("\r\n", "\n"),
         forced_prefix=forced.replace("\r\n", "\n"),
-        tokens=sum(n(p) for p in parts) + n(body) + len(parts),
+        tokens=sum(n(p) for p in parts) + n(body) + 2 * len(parts),
         dropped=tuple(dropped),
     )
 
