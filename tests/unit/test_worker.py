@@ -248,3 +248,28 @@ def test_with_the_replay_engine(tmp_path: Path) -> None:
         assert g.finish_reason == "stop"
     finally:
         w.shutdown()
+
+
+def test_real_engine_supersede_then_serve_from_the_cache() -> None:
+    """The real model behind the worker: a superseded long request frees the thread within
+    a token, and the newer request (the same prompt typed on) reuses the cached prefix.
+    Random weights never end a body, so the old request runs until superseded."""
+    from model_runtime import load_engine
+
+    w = Worker(lambda: load_engine("random:phi-1?layers=1", device="cpu"))
+    try:
+        assert w.ready().result(300).spec == "random:phi-1?layers=1"
+        prompt = 'def add(a, b):\n    """Return the sum of a and b."""'
+        old = w.submit(GenerationRequest(prompt=prompt, max_new_tokens=1500, key="f.py"))
+        time.sleep(1.0)  # let it prefill and decode a little
+        t0 = time.perf_counter()
+        new = w.submit(
+            GenerationRequest(prompt=prompt + "\n    return", max_new_tokens=8, key="f.py")
+        )
+        g_old, g_new = old.result(60), new.result(60)
+        assert g_old.finish_reason == "cancelled" and g_old.new_tokens < 1500
+        assert g_new.finish_reason == "length" and g_new.new_tokens == 8
+        assert g_new.reused_tokens > 0
+        assert time.perf_counter() - t0 < 10
+    finally:
+        w.shutdown()
