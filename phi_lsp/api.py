@@ -39,18 +39,26 @@ class TargetError(ValueError):
 
 
 _lock = threading.Lock()
-_completers: dict[tuple[str, str, str], Completer] = {}
+_completers: dict[tuple[Any, ...], Completer] = {}
 
 
 def get_completer(settings: Settings) -> Completer:
     """The Completer for ``settings.model``, loading the engine once per process."""
     from model_runtime import load_engine
 
-    key = (settings.model, settings.device, settings.dtype)
+    options: dict[str, Any] = {}
+    if settings.model.startswith("openai:"):  # the remote server's model name and key
+        if settings.remote_model:
+            options["remote_model"] = settings.remote_model
+        if settings.api_key_env:
+            options["api_key_env"] = settings.api_key_env
+    key = (settings.model, settings.device, settings.dtype, *sorted(options.items()))
     with _lock:
         c = _completers.get(key)
         if c is None:
-            engine = load_engine(settings.model, device=settings.device, dtype=settings.dtype)
+            engine = load_engine(
+                settings.model, device=settings.device, dtype=settings.dtype, **options
+            )
             c = _completers[key] = Completer(engine, settings)
         c.settings = settings
         return c

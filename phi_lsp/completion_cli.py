@@ -49,6 +49,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         "maxNewTokens": args.max_new_tokens,
         "temperature": args.temperature,
         "candidates": args.candidates,
+        "remoteModel": getattr(args, "remote_model", None),
+        "apiKeyEnv": getattr(args, "api_key_env", None),
     }
     if getattr(args, "verify", False):
         # "prefer": every record says how its examples went; --write then keeps only
