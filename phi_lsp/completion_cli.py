@@ -106,7 +106,7 @@ def write_atomic(path: Path, original: bytes, text: str) -> None:
 
 
 def run_complete(args: argparse.Namespace) -> int:
-    from model_runtime import ModelLoadError
+    from model_runtime import GenerationError, ModelLoadError
     from phi_lsp import api
 
     path = Path(args.file)
@@ -140,6 +140,9 @@ def run_complete(args: argparse.Namespace) -> int:
         )
     except api.TargetError as e:
         raise UsageError(f"{path}: {e}") from None
+    except GenerationError as e:  # the model failed mid-way: nothing is written
+        print(f"phi-lsp complete: the model failed: {e}; {path} is unchanged", file=sys.stderr)
+        return 1
     if s.verify != "off" and not args.json:
         for c in records:
             ex = c.examples or {"passed": 0, "failed": 0}
