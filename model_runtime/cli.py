@@ -28,6 +28,16 @@ def _info(args: argparse.Namespace) -> int:
 
     try:
         facts = describe(args.spec, device=args.device, dtype=args.dtype)
+        if facts.get("kind") == "openai":  # ask the server what it serves (remote.py)
+            from model_runtime.remote import probe
+
+            facts.update(
+                probe(
+                    facts["source"],
+                    remote_model=getattr(args, "remote_model", None) or "",
+                    api_key_env=getattr(args, "api_key_env", None) or "",
+                )
+            )
     except ModelLoadError as e:
         if args.json:
             print(json.dumps({"spec": args.spec, "error": str(e)}))

@@ -32,15 +32,23 @@ def probe(url: str, *, remote_model: str = "", api_key_env: str = "") -> dict[st
     try:
         t0 = time.perf_counter()
         gen = eng.generate(GenerationRequest(prompt="def f():", max_new_tokens=1))
+        models = [str(m.get("id")) for m in eng.models]
+        tokenize = eng.tokenize_endpoint or "none (estimating chars/3.5)"
+        ms = round((time.perf_counter() - t0) * 1000, 1)
         return {
             **eng.info.as_dict(),
+            "params": None,  # the server does not say
+            "weights_present": None,
             "url": eng.info.source,
             "model": eng.model,
-            "models": [m.get("id") for m in eng.models],
-            "tokenize": eng.tokenize_endpoint or "none (estimating chars/3.5)",
+            "models": models,
+            "tokenize": tokenize,
             "api_key_env": api_key_env or None,
-            "round_trip_ms": round((time.perf_counter() - t0) * 1000, 1),
+            "round_trip_ms": ms,
             "finish_reason": gen.finish_reason,
+            "note": f"serves {', '.join(models) or '(no models listed)'}; asking for "
+            f"{eng.model or '(default)'}; token counts: {tokenize}; one-token completion "
+            f"in {ms:g} ms",
         }
     except Exception as e:  # the server answered /models but cannot complete
         raise ModelLoadError(f"{eng.info.source} lists models but cannot complete: {e}") from None

@@ -198,3 +198,33 @@ def test_generate_n_gives_n_candidates(engine: OpenAIEngine) -> None:
     assert len(gens) == 3 and all(g.text for g in gens)
     again = engine.generate_n(dataclasses.replace(req), 3)
     assert [g.text for g in again] == [g.text for g in gens]  # seeded: reproducible
+
+
+def test_cli_model_info_checks_the_server(keyed_llama: LlamaServer, gguf: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from model_runtime.remote import free_port
+
+    def info(*args: str, key: str = KEY) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "phi_lsp", "model", "info", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "PHI_E2E_KEY": key},
+        )
+
+    url = f"openai:{keyed_llama.url}"
+    ok = info(url, "--api-key-env", "PHI_E2E_KEY", "--json")
+    assert ok.returncode == 0, ok.stderr
+    facts = json.loads(ok.stdout)
+    assert facts["models"] == [gguf.stem] and facts["backend"] == "openai"
+    assert KEY not in ok.stdout + ok.stderr
+    bad = info(url, "--api-key-env", "PHI_E2E_KEY", key="sk-nope-123")
+    assert bad.returncode == 1 and "refused the API key from $PHI_E2E_KEY" in bad.stderr
+    assert "sk-nope-123" not in bad.stdout + bad.stderr
+    gone = info(f"openai:http://127.0.0.1:{free_port()}/v1")
+    assert gone.returncode == 1 and "connection refused" in gone.stderr
