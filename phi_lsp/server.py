@@ -43,7 +43,7 @@ STATUS = "phiLsp/status"
 VERIFICATION = "phiLsp/verification"
 VERIFY_COMMAND = "phiLsp.verifyFunction"
 FALLBACK_REGISTRATION_ID = "phi-lsp-completion-fallback"
-_RELOAD_KEYS = ("model", "device", "dtype", "enable")
+_RELOAD_KEYS = ("model", "device", "dtype", "enable", "remote_model", "api_key_env")
 
 
 @dataclasses.dataclass
@@ -456,7 +456,16 @@ class PhiLanguageServer(LanguageServer):
         try:
             from model_runtime import Worker
 
-            worker = Worker(functools.partial(_load_engine, s.model, s.device, s.dtype))
+            worker = Worker(
+                functools.partial(
+                    _load_engine,
+                    s.model,
+                    s.device,
+                    s.dtype,
+                    remote_model=s.remote_model,
+                    api_key_env=s.api_key_env,
+                )
+            )
         except Exception as e:  # the runtime itself is broken: say so, keep serving
             self._load_failed(s.model, e)
             return
@@ -787,7 +796,9 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _load_engine(spec: str, device: str, dtype: str) -> Any:
+def _load_engine(
+    spec: str, device: str, dtype: str, *, remote_model: str = "", api_key_env: str = ""
+) -> Any:
     """Runs on the worker thread. Asked for CUDA without one: CPU, with a warning."""
     from model_runtime import load_engine
 
@@ -805,6 +816,8 @@ def _load_engine(spec: str, device: str, dtype: str) -> Any:
     if spec.startswith("replay:") and os.environ.get("PHI_LSP_REPLAY_DELAY_S"):
         # Test knob: a slow deterministic model, to observe cancellation end to end.
         options["replay_delay_s"] = float(os.environ["PHI_LSP_REPLAY_DELAY_S"])
+    if spec.startswith("openai:"):  # settings remoteModel, apiKeyEnv (docs/deploy.md)
+        options.update(remote_model=remote_model, api_key_env=api_key_env)
     return load_engine(spec, device=device, dtype=dtype, **options)
 
 

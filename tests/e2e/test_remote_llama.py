@@ -228,3 +228,53 @@ def test_cli_model_info_checks_the_server(keyed_llama: LlamaServer, gguf: Path) 
     assert "sk-nope-123" not in bad.stdout + bad.stderr
     gone = info(f"openai:http://127.0.0.1:{free_port()}/v1")
     assert gone.returncode == 1 and "connection refused" in gone.stderr
+
+
+# --- the language server with model = openai:URL ------------------------------------------
+
+
+async def test_language_server_completes_remotely_and_survives_the_server_going_away(
+    tmp_path: Path, gguf: Path
+) -> None:
+    # The real `phi-lsp --stdio`, driven as in test_server_e2e (helpers shared from there).
+    from lsprotocol import types
+    from test_server_e2e import ADD_CURSOR, ADD_SOURCE, doc_uri, server
+
+    srv = LlamaServer(gguf, api_key=KEY, extra_args=("--n_threads", "1")).wait_ready()
+    try:
+        opts = {"model": f"openai:{srv.url}", "apiKeyEnv": "PHI_E2E_KEY", "maxNewTokens": 32}
+        async with server(tmp_path, opts, env={"PHI_E2E_KEY": KEY}) as s:
+            status = await s.ready()
+            assert status["model"] == opts["model"]
+            uri = doc_uri(tmp_path)
+            s.open(uri, ADD_SOURCE)
+            items = await s.inline(uri, ADD_CURSOR)
+            assert items and items[0].insert_text.strip(), items
+            srv.stop()  # the team's server goes away
+            s.insert(uri, 9, 4, "q")  # not what was suggested: the model is asked again
+            t0 = time.perf_counter()
+            assert await s.inline(uri, types.Position(line=9, character=5)) == []
+            assert time.perf_counter() - t0 < 10
+            # Still serving: another request is answered (empty), then a clean shutdown.
+            s.insert(uri, 9, 5, "z")
+            assert await s.inline(uri, types.Position(line=9, character=6)) == []
+        log = (tmp_path / "server.log").read_text()
+        assert "connection refused" in log
+        assert KEY not in log
+    finally:
+        srv.stop()
+
+
+async def test_language_server_reports_an_unreachable_server_at_load(tmp_path: Path) -> None:
+    from test_server_e2e import server
+
+    from model_runtime.remote import free_port
+
+    url = f"openai:http://127.0.0.1:{free_port()}/v1"
+    async with server(tmp_path, {"model": url}) as s:
+        last = await s.until(
+            lambda: s.statuses and s.statuses[-1]["state"] == "error" and s.statuses[-1],
+            30,
+            "error status",
+        )
+        assert "cannot connect" in last["message"] and "connection refused" in last["message"]
