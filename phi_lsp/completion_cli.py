@@ -15,7 +15,7 @@ from phi_lsp.cli import UsageError
 from phi_lsp.settings import Settings
 from phi_lsp.settings import parse as parse_settings
 
-PYTHON_SUFFIXES = (".py", ".pyi", ".pyw")
+PYTHON_SUFFIXES = (".py", ".pyw")
 DEFAULT_VERIFY_CANDIDATES = 4  # --verify without --candidates
 
 
@@ -35,6 +35,8 @@ def read_python(path: Path) -> tuple[bytes, str]:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise UsageError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    if path.suffix == ".pyi":
+        raise UsageError(f"{path}: a stub file (.pyi): its bodies are meant to be empty")
     first = text.split("\n", 1)[0]
     if path.suffix not in PYTHON_SUFFIXES and not (first.startswith("#!") and "python" in first):
         raise UsageError(f"{path}: not a Python file (expected {', '.join(PYTHON_SUFFIXES)})")

@@ -598,12 +598,27 @@ def _body_statements(fn: tree_sitter.Node) -> list[tree_sitter.Node]:
     return [c for c in body.named_children if c.type != "comment"] if body is not None else []
 
 
+_MEANT_EMPTY = re.compile(r"@(?:\w+\.)*(?:abstractmethod|abstractproperty|overload)\b")
+
+
 def _is_placeholder_body(doc: Document, fn: tree_sitter.Node) -> bool:
+    """A body still to write. Abstract methods, @overload stubs and Protocol members
+    are empty on purpose and are not."""
     stmts = _body_statements(fn)
     ds = docstring_node(fn)
     if ds is not None:
         stmts = stmts[1:]
-    return all(_placeholder(doc, s) for s in stmts) and len(stmts) <= 1
+    if not (all(_placeholder(doc, s) for s in stmts) and len(stmts) <= 1):
+        return False
+    if any(_MEANT_EMPTY.match(d) for d in decorators_of(doc, fn)):
+        return False
+    block = _outer(fn).parent
+    cls = block.parent if block is not None else None
+    if cls is not None and cls.type == "class_definition":
+        bases = cls.child_by_field_name("superclasses")
+        if bases is not None and re.search(r"\bProtocol\b", _text(doc, bases)):
+            return False
+    return True
 
 
 @dataclass

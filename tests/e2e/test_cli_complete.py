@@ -145,6 +145,7 @@ def test_class_method_by_qualified_name(phi_lsp_cmd: list[str], project: Path) -
         (["missing.py", "--all"], "no such file"),
         (["notes.txt", "--all"], "not a Python file"),
         (["blob.py", "--all"], "binary"),
+        (["stub.pyi", "--all"], "stub file"),
         (["latin.py", "--all"], "not UTF-8"),
         (["m.py", "--line", "3"], "no function at line 3"),
         (["m.py", "--line", "0"], "1-based"),
@@ -160,6 +161,7 @@ def test_bad_input_is_one_line_and_exit_2_and_file_untouched(
     phi_lsp_cmd: list[str], project: Path, args: list[str], message: str
 ) -> None:
     (project / "notes.txt").write_text("def f(): pass\n")
+    (project / "stub.pyi").write_text("def f() -> int: ...\n")
     (project / "blob.py").write_bytes(b"\x00\x01\x02def")
     (project / "latin.py").write_bytes("x = 'caf\xe9'\n".encode("latin-1"))
     if "--model" not in args:

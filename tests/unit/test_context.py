@@ -360,3 +360,17 @@ def test_random_cursors_in_real_code_never_crash_and_agree_with_ast() -> None:
         node = next(n for a, b, n in defs if a == ctx.def_line)
         assert node.lineno - 1 <= line <= node.end_lineno - 1 + 1
     assert hits > 200
+
+
+def test_bodies_meant_to_be_empty_are_not_filled() -> None:
+    src = (
+        "import abc\nfrom typing import Protocol, overload\n\n\n"
+        "class A(abc.ABC):\n"
+        "    @abc.abstractmethod\n    def f(self):\n        raise NotImplementedError\n\n"
+        "    def g(self):\n        '''To write.'''\n        ...\n\n\n"
+        "class P(Protocol):\n    @property\n    def h(self) -> int: ...\n\n\n"
+        "@overload\ndef k(x: int) -> int: ...\n\n\n"
+        "def k(x):\n    '''To write.'''\n"
+    )
+    empty = [(f.qualname, f.def_line) for f in functions(Document(src)) if f.empty]
+    assert empty == [("A.g", 9), ("k", 23)]
