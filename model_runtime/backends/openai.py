@@ -350,8 +350,7 @@ class OpenAIEngine:
         with self._open_stream(body, should_stop) as resp:
             if resp is None:  # cancelled while waiting to retry
                 return [_Choice(finish="cancelled")]
-            for data in iter_sse_data(self._lines(resp)):
-                obj = parse_chunk(data)
+            for obj in self._events(resp):
                 if obj is None:
                     ended = True
                     break
@@ -462,6 +461,23 @@ class OpenAIEngine:
 
     # -- HTTP plumbing -----------------------------------------------------------------
 
+    def _events(self, resp: httpx.Response) -> Iterator[dict[str, Any] | None]:
+        """The stream's JSON chunks, None for [DONE]. A server that ignores ``stream``
+        and answers with one JSON completion is read as a single chunk."""
+        if resp.headers.get("content-type", "").startswith("application/json"):
+            try:
+                resp.read()
+                obj = resp.json()
+            except (ValueError, httpx.HTTPError) as e:
+                raise GenerationError(
+                    f"the model server at {self._shown} sent a completion that is not JSON"
+                ) from e
+            yield parse_chunk(json.dumps(obj))
+            yield None
+            return
+        for data in iter_sse_data(self._lines(resp)):
+            yield parse_chunk(data)
+
     def _lines(self, resp: httpx.Response) -> Iterator[str]:
         try:
             yield from resp.iter_lines()
@@ -509,8 +525,15 @@ class OpenAIEngine:
                 raise GenerationError(
                     self._scrub(f"request to the model server at {self._shown} failed: {e}")
                 ) from None
-            if resp.status_code < 400:
+            if resp.status_code < 300:
                 return resp
+            if resp.status_code < 400:  # redirects are not followed: a POST would be lost
+                where = resp.headers.get("location", "?")
+                resp.close()
+                raise GenerationError(
+                    f"the model server at {self._shown} redirects to {where}; use that URL "
+                    "in the model setting (openai:URL)"
+                )
             if resp.status_code in RETRY_STATUS and attempt < self._max_retries:
                 delay = self._delay(attempt, resp.headers.get("retry-after"))
                 resp.close()

@@ -115,7 +115,7 @@ def _tokens(*texts: str, finish: str = "stop") -> list[dict[str, Any] | str]:
 @pytest.fixture
 def server() -> Iterator[_Server]:
     srv = _Server()
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t = threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True)
     t.start()
     yield srv
     srv.shutdown()
@@ -411,3 +411,19 @@ def test_vllm_stop_reason_tells_a_stop_string_from_end_of_text(server: _Server) 
     eng = _engine(server)
     assert eng.generate(GenerationRequest(prompt="a", stop=("\n\n",))).finish_reason == "stop"
     assert eng.generate(GenerationRequest(prompt="b", stop=("\n\n",))).finish_reason == "eos"
+
+
+def test_a_server_that_ignores_stream_is_read_as_one_completion(server: _Server) -> None:
+    server.routes["/v1/completions"] = lambda h, b: h.send_json(
+        200, {"choices": [{"index": 0, "text": "    return 1\n\ndef g", "finish_reason": "length"}]}
+    )
+    gen = _engine(server).generate(GenerationRequest(prompt="p", stop=("\n\ndef",)))
+    assert gen.text == "    return 1" and gen.finish_reason == "stop"
+
+
+def test_a_redirect_names_the_url_to_use(server: _Server) -> None:
+    server.routes["/v1/models"] = lambda h, b: h.send_json(
+        301, {}, {"Location": "https://phi.example/v1/models"}
+    )
+    with pytest.raises(ModelLoadError, match="redirects to https://phi.example/v1/models"):
+        _engine(server)
