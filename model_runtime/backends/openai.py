@@ -250,7 +250,7 @@ class OpenAIEngine:
         if self._tokenize:
             try:
                 n = self._remote_count(self._tokenize, text)
-            except (httpx.HTTPError, ValueError, KeyError, TypeError) as e:
+            except (GenerationError, httpx.HTTPError, ValueError, KeyError, TypeError) as e:
                 log.warning("tokenize endpoint failed (%s); estimating token counts", e)
                 self._tokenize = ""
         if n is None:

@@ -427,3 +427,20 @@ def test_a_redirect_names_the_url_to_use(server: _Server) -> None:
     )
     with pytest.raises(ModelLoadError, match="redirects to https://phi.example/v1/models"):
         _engine(server)
+
+
+def test_a_failing_tokenize_endpoint_falls_back_to_the_estimate(server: _Server) -> None:
+    calls = [0]
+
+    def flaky(h: _Handler, b: dict[str, Any]) -> None:
+        calls[0] += 1
+        if calls[0] == 1:
+            h.send_json(200, {"count": 3})  # the probe works
+        else:
+            h.send_json(500, {"error": "tokenizer crashed"})
+
+    server.routes["/extras/tokenize/count"] = flaky
+    eng = _engine(server)
+    assert eng.tokenize_endpoint == "llama-cpp-python"
+    assert eng.count_tokens("x" * 35) == 10  # estimated, no exception
+    assert eng.tokenize_endpoint == ""
