@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import re
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -142,7 +143,9 @@ def docstring_node(fn_or_class: tree_sitter.Node) -> tree_sitter.Node | None:
 def string_value(source: str) -> str | None:
     """Value of a string literal as Python reads it; None for bytes, f-strings, garbage."""
     try:
-        value = ast.literal_eval(source.strip())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # invalid escapes in user docstrings
+            value = ast.literal_eval(source.strip())
     except (ValueError, SyntaxError, MemoryError, RecursionError):
         return None
     return value if isinstance(value, str) else None

@@ -259,3 +259,42 @@ def test_pipeline_bench_reports_overhead_and_incremental_parsing(rest_file: Path
     assert set(out["stages_ms"]) == {"reparse", "context", "prompt", "postprocess"}
     # A keystroke reparses incrementally: a small fraction of a full parse.
     assert out["incremental_vs_full_parse"] < 0.5
+
+
+def test_never_raises_on_mangled_source(tmp_path: Path) -> None:
+    """Half-typed, mangled files: an answer or None, never an exception."""
+    import random
+
+    p = tmp_path / "r.txt"
+    p.write_text("x = (1,\n    2)\n    return x\n\ndef z():\n")
+    completer = Completer(ReplayEngine(p))
+    tokens = [
+        "def ",
+        "f",
+        "(",
+        ")",
+        ":",
+        "\n",
+        "    ",
+        '"""',
+        "'",
+        "\\",
+        "#",
+        "😀",
+        "\r\n",
+        "\t",
+        "return",
+        " x",
+        "@",
+        "class ",
+    ]
+    rng = random.Random(11)
+    answered = 0
+    for _ in range(300):
+        noise = "".join(rng.choice(tokens) for _ in range(rng.randrange(1, 40)))
+        src = rng.choice(["", "import os\n", "class A:\n  "]) + "def f(a):\n    " + noise
+        src += rng.choice(["", "\n\ndef g():\n    pass\n"])
+        doc = Document(src)
+        line = rng.randrange(doc.line_count + 1)
+        answered += completer.complete(src, line, rng.randrange(-2, 30)) is not None
+    assert answered > 10  # some cursors were in a function, and went through the model

@@ -157,3 +157,32 @@ def test_truncated_generations_always_leave_the_file_parseable(tmp_path) -> None
             ast.parse(new)  # never a broken file
             checked += rec is not None
     assert checked > 40
+
+
+def test_a_perfect_model_never_repeats_code_that_is_already_there(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Cursor anywhere in a finished body, the model "suggests" exactly the text that
+    follows: the suggestion must be empty, never a duplicate of the suffix."""
+    import importlib
+    import random
+    from pathlib import Path
+
+    from model_runtime.backends.replay import ReplayEngine
+    from phi_lsp.completion import Completer
+
+    source = Path(importlib.import_module("shlex").__file__).read_text()  # type: ignore[arg-type]
+    doc = Document(source)
+    rest = tmp_path / "rest.txt"
+    rng = random.Random(5)
+    asked = 0
+    for _ in range(150):
+        line = rng.randrange(doc.line_count)
+        text = doc.line_text(line)
+        col = rng.choice([len(text), rng.randrange(len(text) + 1)])
+        offset = doc.offset_at(line, col)
+        if extract(doc, offset) is None:
+            continue
+        rest.write_text(source[offset:])
+        c = Completer(ReplayEngine(rest)).complete(doc, line, col)
+        asked += 1
+        assert c is None or not c.text.strip(), (line, col, c.text)
+    assert asked > 50
