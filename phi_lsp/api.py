@@ -31,6 +31,7 @@ __all__ = [
     "verify_source",
 ]
 
+# progress(done, total, name of the function now under way; "" when all are done)
 Progress = Callable[[int, int, str], None]
 
 
@@ -140,18 +141,18 @@ def fill(
         if completer_context_missing(doc, ln - 1, character):
             raise TargetError(f"{ln}:{col} is not inside a function body")
         c = completer.complete(doc, ln - 1, character)
-        if progress:
-            progress(1, 1, c.function if c else "")
         if c is not None:
             records.append(c)
     else:
         targets = select(doc, line=line, function=function, all=all)
         for i, fn in enumerate(targets):
-            c = completer.fill(doc, fn)
             if progress:
-                progress(i + 1, len(targets), fn.qualname)
+                progress(i, len(targets), fn.qualname)  # i done, this one under way
+            c = completer.fill(doc, fn)
             if c is not None:
                 records.append(c)
+        if progress:
+            progress(len(targets), len(targets), "")
     return apply(doc, records), records
 
 

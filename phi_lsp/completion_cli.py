@@ -75,15 +75,16 @@ class _Progress:
     def __init__(self) -> None:
         self.tty = sys.stderr.isatty()
 
-    def __call__(self, i: int, n: int, name: str) -> None:
+    def __call__(self, done: int, n: int, name: str) -> None:
         if self.tty:
             width = 24
-            done = width * i // max(n, 1)
-            sys.stderr.write(f"\r[{'#' * done}{'.' * (width - done)}] {i}/{n} {name[:40]:<40}")
-            if i == n:
+            bar = "#" * (width * done // max(n, 1))
+            what = f"{done + 1}/{n} {name}" if done < n else f"{n}/{n} done"
+            sys.stderr.write(f"\r[{bar:.<{width}}] {what[:50]:<50}")
+            if done == n:
                 sys.stderr.write("\n")
-        else:
-            sys.stderr.write(f"phi-lsp complete: {i}/{n} {name}\n")
+        elif done < n:
+            sys.stderr.write(f"phi-lsp complete: {done + 1}/{n} {name}\n")
         sys.stderr.flush()
 
 
