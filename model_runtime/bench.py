@@ -97,6 +97,7 @@ def engine_bench(
     if saved_spec is not None:
         engine.speculative = False  # type: ignore[attr-defined]
     cold_ms, warm_ms, prefill_tok_s, decode_tok_s, gen_ms = [], [], [], [], []
+    cold_prefill_ms, warm_prefill_ms = [], []
     cold = warm = None
     try:
         # Untimed warm-up of both paths: first-touch page faults of weights and buffers
@@ -110,6 +111,8 @@ def engine_bench(
             cold = engine.generate(GenerationRequest(prompt=prompt, max_new_tokens=new_tokens))
             warm = engine.generate(GenerationRequest(prompt=typed, max_new_tokens=new_tokens))
             cold_ms.append(cold.total_ms)
+            cold_prefill_ms.append(cold.prefill_ms)
+            warm_prefill_ms.append(warm.prefill_ms)
             warm_ms.append(warm.total_ms)
             if cold.prefill_ms:
                 prefill_tok_s.append(cold.prompt_tokens / cold.prefill_ms * 1000)
@@ -138,12 +141,61 @@ def engine_bench(
         "cold_ms": _median(cold_ms),
         "warm_ms": _median(warm_ms),
         "warm_over_cold": _ratio(_median(warm_ms), _median(cold_ms)),
+        # Prefix reuse by itself: the prompt part of warm vs cold (decode is the same work).
+        "cold_prefill_ms": _median(cold_prefill_ms),
+        "warm_prefill_ms": _median(warm_prefill_ms),
+        "warm_prefill_over_cold_prefill": _ratio(
+            _median(warm_prefill_ms), _median(cold_prefill_ms)
+        ),
         "prefill_tok_s": _median(prefill_tok_s),
         "decode_tok_s": _median(decode_tok_s),
         "generate_ms": _median(gen_ms) if gen_ms else None,
         "ours_over_generate": _ratio(_median(cold_ms), _median(gen_ms)) if gen_ms else None,
     }
+    if hasattr(engine, "model") and out["decode_tok_s"]:
+        out.update(_bound(engine, 1000 / out["decode_tok_s"], cold.prompt_tokens + new_tokens // 2))
     return out
+
+
+def decode_bytes_per_token(model: Any, context: int) -> int:
+    """Bytes one decode step must read: every weight once (the input embedding: one row)
+    plus the keys and values of ``context`` cached positions."""
+    emb = model.get_input_embeddings().weight
+    total = sum(p.numel() * p.element_size() for p in model.parameters())
+    total -= emb.numel() * emb.element_size() - emb.shape[1] * emb.element_size()
+    cfg = model.config
+    kv = 2 * cfg.num_hidden_layers * cfg.hidden_size * context * emb.element_size()
+    return int(total + kv)
+
+
+def memory_bandwidth_gb_s(device: str = "cpu", mib: int = 256) -> float:
+    """Read bandwidth as a reduction over a large tensor sees it (best of 5), GB/s."""
+    import torch
+
+    x = torch.ones(mib * (1 << 20) // 4, dtype=torch.float32, device=device)
+    best = float("inf")
+    for _ in range(5):
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        x.sum().item()
+        best = min(best, time.perf_counter() - t0)
+    return round(x.numel() * 4 / best / 1e9, 2)
+
+
+def _bound(engine: Any, ms_per_token: float, context: int) -> dict[str, Any]:
+    """How close decode runs to the memory-bandwidth roofline (1.0 = at the bound)."""
+    if not ms_per_token:
+        return {}
+    need = decode_bytes_per_token(engine.model, context)
+    peak = memory_bandwidth_gb_s(str(engine.model.device))
+    got = need / (ms_per_token / 1000) / 1e9
+    return {
+        "decode_bytes_per_token": need,
+        "mem_bandwidth_gb_s": peak,
+        "decode_gb_s": round(got, 2),
+        "bound_share": _ratio(got, peak),
+    }
 
 
 def _generate_ms(engine: Any, prompt: str, new_tokens: int) -> float:
