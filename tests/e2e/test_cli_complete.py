@@ -271,3 +271,31 @@ def test_verify_write_writes_a_passing_body(phi_lsp_cmd: list[str], tmp_path: Pa
     )
     assert r.returncode == 0, r.stderr
     assert f.read_text() == DOCTESTED + "    return a + b\n"
+
+
+def test_tiny_generation_ends_at_the_body_not_at_max_new_tokens(tiny_built: Path) -> None:
+    """With a real PhiForCausalLM the stop rule ends generation when the body ends
+    (the engine's stop_fn), instead of generating max_new_tokens and cutting."""
+    from model_runtime import load_engine
+    from phi_lsp.completion import Completer
+    from phi_lsp.context import functions
+    from phi_lsp.documents import Document
+    from phi_lsp.settings import Settings
+
+    engine = load_engine("tiny", device="cpu")
+    finishes = []
+    inner_generate = engine.generate
+
+    def generate(request, should_stop=None):  # type: ignore[no-untyped-def]
+        g = inner_generate(request, should_stop)
+        finishes.append((g.finish_reason, g.new_tokens))
+        return g
+
+    engine.generate = generate  # type: ignore[method-assign]
+    doc = Document((EXAMPLES / "numbers_demo.py").read_text())
+    completer = Completer(engine, Settings(max_new_tokens=128))
+    for fn in functions(doc):
+        if fn.empty and "." not in fn.qualname:
+            completer.fill(doc, fn)
+    assert len(finishes) == 3
+    assert all(reason in ("eos", "stop_fn") and n < 128 for reason, n in finishes), finishes
