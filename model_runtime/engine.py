@@ -8,6 +8,7 @@ forced prefix. Greedy output equals ``model.generate(do_sample=False)`` (a test)
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -20,6 +21,8 @@ from model_runtime.kv_cache import PrefixCache
 from model_runtime.sampling import TextDecoder, TokenTable, sample
 from model_runtime.types import EngineInfo, Generation, GenerationError, GenerationRequest
 
+log = logging.getLogger(__name__)
+
 # --- the model, as three small pure functions ---------------------------------------
 
 
@@ -30,9 +33,15 @@ def prefill(model: Any, ids: Sequence[int], kv: Any) -> torch.Tensor:
     return out.logits[0, -1]  # [V]
 
 
-def decode_one(model: Any, tok: int, kv: Any) -> torch.Tensor:
-    """Append one token; returns the logits after it: [V]."""
-    return prefill(model, (tok,), kv)
+def decode_one(
+    model: Any, tok: int, kv: Any, step: Callable[..., Any] | None = None
+) -> torch.Tensor:
+    """Append one token; returns the logits after it: [V]. ``step`` is the model's
+    forward, compiled (CUDA graphs) when the engine has one."""
+    x = torch.tensor([[tok]], dtype=torch.long, device=model.device)  # [1, 1]
+    out = (step or model)(input_ids=x, past_key_values=kv, use_cache=True, logits_to_keep=1)
+    # A CUDA graph's output buffer is overwritten by the next replay: keep our own copy.
+    return out.logits[0, -1].clone()  # [V]
 
 
 def forward_all(model: Any, ids: Sequence[int], kv: Any) -> torch.Tensor:
@@ -121,6 +130,7 @@ class LocalEngine:
         speculative: bool = True,
         draft_tokens: int = 8,
         threads: int | None = None,
+        cuda_graphs: bool | None = None,
     ) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
@@ -132,13 +142,41 @@ class LocalEngine:
         self.threads = _pick_threads(model, threads)
         vocab = int(model.get_output_embeddings().weight.shape[0])
         self._table = TokenTable(tokenizer, vocab)
-        self._cache = PrefixCache(model.config, capacity=int(info.context_length))
+        # CUDA: decode steps run as one captured graph over a static cache (gpt-fast's
+        # recipe); prefill and draft verification keep the eager forward (their shapes
+        # vary). Off on CPU, where launch overhead is not the bottleneck.
+        on_cuda = getattr(getattr(model, "device", None), "type", "cpu") == "cuda"
+        if cuda_graphs is None:
+            cuda_graphs = on_cuda and os.environ.get("PHI_LSP_CUDA_GRAPHS", "1") != "0"
+        self.cuda_graphs = bool(cuda_graphs)
+        self._step: Callable[..., Any] | None = None
+        if self.cuda_graphs:
+            self._step = torch.compile(model.forward, mode="reduce-overhead", fullgraph=True)
+        self._cache = PrefixCache(
+            model.config, capacity=int(info.context_length), static=self.cuda_graphs
+        )
+        if self.cuda_graphs:
+            self._capture()
         self._eos = _eos_ids(model, tokenizer)
         self._ahead: list[tuple[int, torch.Tensor]] = []  # verified-later drafts in the cache
         self._drafting = Drafting(draft_tokens)
         # The last request's generated ids and figures (tests and the bench read them).
         self.last_tokens: list[int] = []
         self.last_stats: dict[str, int] = {}
+
+    def _capture(self) -> None:
+        """Compile and capture the decode step now (while loading), not on the first
+        request; if that fails (no Triton, an unsupported GPU), decode eagerly."""
+        try:
+            for _ in range(2):  # the first call compiles, the next ones record and replay
+                self.generate(GenerationRequest(prompt="def f(x):\n", max_new_tokens=4))
+        except Exception as e:  # noqa: BLE001 - graphs are an optimisation, never a failure
+            log.warning(
+                "CUDA graph decode unavailable (%s: %s); decoding eagerly", type(e).__name__, e
+            )
+            self._step = None
+            self.cuda_graphs = False
+        self.reset_cache()
 
     # -- Engine protocol --
 
@@ -242,6 +280,8 @@ class LocalEngine:
                 break
             logits = self._advance(tok, ids, gen_ids, speculate and not forced, req, stats)
 
+        if reason != "stop":  # a stop cut already ended the text inside it
+            text = decoder.finish()
         t_end = time.perf_counter()
         self.last_stats = stats
         self.last_tokens = gen_ids
@@ -316,7 +356,7 @@ class LocalEngine:
                 spec.start(len(drafts))
                 self._ahead = list(zip(drafts, rows[1:], strict=True))
                 return rows[0]
-        logits = decode_one(self.model, tok, kv)
+        logits = decode_one(self.model, tok, kv, self._step)
         self._cache.extend([tok])
         return logits
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from transformers.cache_utils import Cache, DynamicLayer
+from transformers.cache_utils import Cache, DynamicLayer, StaticLayer
 
 
 def common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:
@@ -109,16 +109,47 @@ class BufferCache(Cache):
         super().__init__(layers=[BufferLayer(capacity) for _ in range(num_layers)])
 
 
+class StaticBufferLayer(StaticLayer):
+    """transformers' ``StaticLayer`` (full-capacity tensors at fixed addresses, the length
+    a device tensor: what CUDA graphs need) plus cropping. Positions past the length
+    are hidden by the causal mask and overwritten later, so cropping only moves the
+    length back, in place."""
+
+    def crop(self, tokens_to_remove: int) -> None:
+        if tokens_to_remove > 0:
+            raise ValueError(
+                f"crop({tokens_to_remove}): use a negative number of positions to remove"
+            )
+        if tokens_to_remove == 0 or not self.is_initialized:
+            return
+        n = int(self.cumulative_length)
+        self.cumulative_length.fill_(max(0, n + tokens_to_remove))
+
+    def reset(self) -> None:
+        # No zeroing: stale positions are masked; only the length matters.
+        if self.is_initialized:
+            self.cumulative_length.fill_(0)
+
+
+class StaticBufferCache(Cache):
+    """A ``Cache`` of ``StaticBufferLayer``s: the decode step can be captured as a CUDA graph."""
+
+    def __init__(self, num_layers: int, capacity: int) -> None:
+        super().__init__(layers=[StaticBufferLayer(capacity) for _ in range(num_layers)])
+
+
 class PrefixCache:
     """The KV cache plus the ids whose KV it holds (in order).
 
     All cropping goes through ``crop_to`` so that the rule lives in one place.
     """
 
-    def __init__(self, config: Any, capacity: int | None = None) -> None:
+    def __init__(self, config: Any, capacity: int | None = None, static: bool = False) -> None:
         self._layers = int(config.num_hidden_layers)
         self._capacity = int(capacity or getattr(config, "max_position_embeddings", 2048))
-        self.kv: BufferCache | None = None  # created at the first request
+        # static: fixed-shape buffers for compiled / CUDA-graph decoding (see engine.py).
+        self._kind = StaticBufferCache if static else BufferCache
+        self.kv: Cache | None = None  # created at the first request
         self.tokens: list[int] = []
 
     def __len__(self) -> int:
@@ -148,7 +179,7 @@ class PrefixCache:
         tokens keep their KV. At least one prompt token is always left to prefill so that
         the engine gets logits for the next position."""
         if self.kv is None:
-            self.kv = BufferCache(self._layers, self._capacity)
+            self.kv = self._kind(self._layers, self._capacity)
             self.tokens = []
             return 0
         keep = max(0, min(common_prefix_len(self.tokens, prompt_ids), len(prompt_ids) - 1))
@@ -158,7 +189,7 @@ class PrefixCache:
     def extend(self, ids: Sequence[int]) -> None:
         """Record that the KV of ``ids`` was just appended (by a forward pass)."""
         self.tokens.extend(ids)
-        held = self.kv.get_seq_length() if self.kv is not None else 0
+        held = int(self.kv.get_seq_length()) if self.kv is not None else 0
         if held != len(self.tokens):
             # Cache and ids disagree: every later answer would be wrong. Never keep it.
             expected = len(self.tokens)

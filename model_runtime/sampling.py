@@ -140,3 +140,10 @@ class TextDecoder:
                 self._ids, skip_special_tokens=True, clean_up_tokenization_spaces=False
             )
         return self.text
+
+    def finish(self) -> str:
+        """The final text: an incomplete UTF-8 sequence at the end becomes U+FFFD, as
+        ``tokenizer.decode`` renders it."""
+        if self._table.exact:
+            self.text += self._utf8.decode(b"", final=True)
+        return self.text

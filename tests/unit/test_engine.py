@@ -8,9 +8,9 @@ import json
 import pytest
 import torch
 
-from model_runtime.engine import Drafting, LocalEngine, lookup_draft
+from model_runtime.engine import Drafting, LocalEngine, _torch_threads, lookup_draft
 from model_runtime.kv_cache import BufferCache, PrefixCache, common_prefix_len
-from model_runtime.sampling import TokenTable, top_p_filter
+from model_runtime.sampling import TextDecoder, TokenTable, top_p_filter
 from model_runtime.types import EngineInfo, GenerationError, GenerationRequest
 
 CODE = inspect.getsource(json)  # real Python text for prompts
@@ -60,12 +60,15 @@ def make_engine(model_tok: tuple[object, object], **kw: object) -> LocalEngine:
 def reference(model_tok: tuple[object, object], prompt: str, n: int) -> tuple[list[int], str]:
     model, tok = model_tok
     ids = tok.encode(prompt, add_special_tokens=False)  # type: ignore[attr-defined]
-    out = model.generate(  # type: ignore[attr-defined]
-        torch.tensor([ids]),
-        max_new_tokens=n,
-        do_sample=False,
-        attention_mask=torch.ones(1, len(ids), dtype=torch.long),
-    )
+    # The engine decodes this small model on one thread; the reference must too, or the
+    # two may round differently and part ways at a near-tie.
+    with _torch_threads(1):
+        out = model.generate(  # type: ignore[attr-defined]
+            torch.tensor([ids]),
+            max_new_tokens=n,
+            do_sample=False,
+            attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+        )
     new = out[0, len(ids) :].tolist()
     return new, tok.decode(new, skip_special_tokens=True)  # type: ignore[attr-defined]
 
@@ -435,7 +438,7 @@ def spec_engine(request: pytest.FixtureRequest) -> LocalEngine:
 def _generate_ids(eng: LocalEngine, prompt: str, n: int) -> list[int]:
     ids = eng.tokenizer.encode(prompt, add_special_tokens=False)
     x = torch.tensor([ids])
-    with torch.inference_mode():
+    with torch.inference_mode(), _torch_threads(eng.threads):
         out = eng.model.generate(
             x, attention_mask=torch.ones_like(x), max_new_tokens=n, do_sample=False
         )
@@ -505,3 +508,35 @@ def test_small_cpu_model_decodes_on_one_thread_and_restores_the_setting(
     assert torch.get_num_threads() == before
     monkeypatch.setenv("PHI_LSP_THREADS", "0")  # 0: leave torch's setting alone
     assert make_engine(small).threads == 0
+
+
+def test_static_cache_for_cuda_graphs_decodes_like_generate_on_cpu(
+    small: tuple[object, object],
+) -> None:
+    """The static cache the CUDA-graph path uses (fixed addresses, masked tail, crop by
+    moving the length) checked eagerly on the CPU: greedy equals generate, cold and warm."""
+    model, _ = small
+    eng = make_engine(small, speculative=True)
+    assert not eng.cuda_graphs  # only on CUDA
+    eng._cache = PrefixCache(model.config, capacity=512, static=True)  # type: ignore[attr-defined]
+    prompt = CODE[:700]
+    for p in (prompt, prompt + "    def f(x", prompt):  # cold, typed on, edited back
+        ids, text = reference(small, p, 20)
+        g = eng.generate(GenerationRequest(prompt=p, max_new_tokens=20))
+        assert g.text == text and eng.last_tokens == ids
+    assert g.reused_tokens == g.prompt_tokens - 1
+
+
+def test_text_decoder_holds_back_a_split_character_until_it_is_complete(
+    small: tuple[object, object],
+) -> None:
+    _, tok = small
+    ids = tok.encode("é", add_special_tokens=False)  # type: ignore[attr-defined]
+    assert len(ids) == 2, "the test tokenizer spells é as its two UTF-8 bytes"
+    table = TokenTable(tok, len(tok))  # type: ignore[arg-type]
+    d = TextDecoder(table, tok)
+    assert d.push(ids[0]) == ""  # half a character: nothing to show yet
+    assert d.push(ids[1]) == "é"
+    cut = TextDecoder(table, tok)
+    cut.push(ids[0])
+    assert cut.finish() == tok.decode(ids[:1]) == "\ufffd"  # as tokenizer.decode renders it
