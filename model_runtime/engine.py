@@ -155,14 +155,14 @@ class LocalEngine:
         self._cache = PrefixCache(
             model.config, capacity=int(info.context_length), static=self.cuda_graphs
         )
-        if self.cuda_graphs:
-            self._capture()
         self._eos = _eos_ids(model, tokenizer)
         self._ahead: list[tuple[int, torch.Tensor]] = []  # verified-later drafts in the cache
         self._drafting = Drafting(draft_tokens)
         # The last request's generated ids and figures (tests and the bench read them).
         self.last_tokens: list[int] = []
         self.last_stats: dict[str, int] = {}
+        if self.cuda_graphs:
+            self._capture()
 
     def _capture(self) -> None:
         """Compile and capture the decode step now (while loading), not on the first
@@ -176,6 +176,7 @@ class LocalEngine:
             )
             self._step = None
             self.cuda_graphs = False
+            self._cache = PrefixCache(self.model.config, capacity=int(self.info.context_length))
         self.reset_cache()
 
     # -- Engine protocol --

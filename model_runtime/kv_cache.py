@@ -123,12 +123,14 @@ class StaticBufferLayer(StaticLayer):
         if tokens_to_remove == 0 or not self.is_initialized:
             return
         n = int(self.cumulative_length)
-        self.cumulative_length.fill_(max(0, n + tokens_to_remove))
+        with torch.inference_mode():  # the length was made under inference mode
+            self.cumulative_length.fill_(max(0, n + tokens_to_remove))
 
     def reset(self) -> None:
         # No zeroing: stale positions are masked; only the length matters.
         if self.is_initialized:
-            self.cumulative_length.fill_(0)
+            with torch.inference_mode():
+                self.cumulative_length.fill_(0)
 
 
 class StaticBufferCache(Cache):

@@ -85,3 +85,30 @@ def test_fp16_speed_is_reported(cuda_engine) -> None:  # type: ignore[no-untyped
     )
     assert r["decode_tok_s"] > 0
     assert r["warm_over_cold"] < 1.0
+
+
+def test_cuda_graph_decode_matches_eager_and_is_not_slower(cuda_engine) -> None:  # type: ignore[no-untyped-def]
+    from model_runtime.bench import prompt_of
+    from model_runtime.engine import LocalEngine
+    from model_runtime.types import GenerationRequest
+
+    graph = cuda_engine
+    assert graph.cuda_graphs, "CUDA-graph decoding should be on by default on CUDA"
+    eager = LocalEngine(
+        graph.model, graph.tokenizer, graph.info, cuda_graphs=False, speculative=False
+    )
+    graph.speculative = False
+    try:
+        req = GenerationRequest(prompt=prompt_of(graph, 500), max_new_tokens=64)
+        ms = {}
+        for name, eng in (("eager", eager), ("graph", graph)):
+            eng.reset_cache()
+            eng.generate(req)  # prefill; the second run decodes from the cached prompt
+            g = eng.generate(req)
+            ms[name] = g.decode_ms / max(1, g.new_tokens - 1)
+        _same_or_tie(graph, req.prompt, graph.last_tokens, eager.last_tokens)
+        print(f"\ndecode ms/token: eager {ms['eager']:.2f}, CUDA graph {ms['graph']:.2f}")
+        assert ms["graph"] <= ms["eager"] * 1.1
+    finally:
+        graph.speculative = True
+        eager.close()

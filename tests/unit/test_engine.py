@@ -540,3 +540,52 @@ def test_text_decoder_holds_back_a_split_character_until_it_is_complete(
     cut = TextDecoder(table, tok)
     cut.push(ids[0])
     assert cut.finish() == tok.decode(ids[:1]) == "\ufffd"  # as tokenizer.decode renders it
+
+
+def test_cuda_graph_capture_failure_falls_back_to_eager_decoding(
+    small: tuple[object, object],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Where compiling the decode step fails (no Triton, an old GPU), loading still
+    succeeds and the engine decodes eagerly, with a warning that says so."""
+
+    def broken_compile(fn: object, **kw: object) -> object:
+        def step(*a: object, **k: object) -> object:
+            raise RuntimeError("triton not found")
+
+        return step
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    eng = make_engine(small, cuda_graphs=True)
+    assert not eng.cuda_graphs and "decoding eagerly" in caplog.text
+    ids, text = reference(small, CODE[:500], 12)
+    assert eng.generate(GenerationRequest(prompt=CODE[:500], max_new_tokens=12)).text == text
+
+
+def test_cuda_graph_wiring_decodes_like_generate_with_an_identity_compile(
+    small: tuple[object, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The graph path minus the compiler: static cache, separate step function, capture
+    at load. (The compiled step itself needs CUDA: tests/gpu.)"""
+    calls: list[int] = []
+
+    def identity_compile(fn, **kw):  # type: ignore[no-untyped-def]
+        assert kw == {"mode": "reduce-overhead", "fullgraph": True}
+
+        def step(*a, **k):  # type: ignore[no-untyped-def]
+            calls.append(k["input_ids"].shape[1])
+            return fn(*a, **k)
+
+        return step
+
+    monkeypatch.setattr(torch, "compile", identity_compile)
+    eng = make_engine(small, cuda_graphs=True)
+    assert eng.cuda_graphs and calls, "the step was run once at load (capture)"
+    assert eng.cached_tokens == 0  # the capture request left nothing behind
+    calls.clear()
+    for p in (CODE[:600], CODE[:600] + "    x = 1"):
+        ids, _ = reference(small, p, 16)
+        eng.generate(GenerationRequest(prompt=p, max_new_tokens=16))
+        assert eng.last_tokens == ids
+    assert calls and set(calls) == {1}  # only one-token decode steps go through the graph
