@@ -111,6 +111,48 @@ class Drafting:
         self.proposed = self.accepted = 0
 
 
+class SpecCost:
+    """Is a verify pass worth it on this machine? Learnt across requests from timings.
+
+    A verify pass of 1 + k tokens yields ``gain`` tokens (1 + accepted drafts). On a GPU
+    it costs about one decode step; on a CPU, measured at Phi-1 width, a 2-token forward
+    costs 2 one-token steps and a 9-token one 3 (matrix-vector vs matrix-matrix
+    kernels), so drafting pays only where the model accepts several drafts per pass.
+    """
+
+    ALPHA = 0.3  # weight of the newest observation
+    RECHECK = 32  # plain steps between two trial passes once drafting looked unprofitable
+
+    def __init__(self) -> None:
+        self.single_ms: float | None = None
+        self.verify_ms: float | None = None
+        self.gain: float | None = None
+        self._since_trial = 0
+
+    def _ema(self, old: float | None, new: float) -> float:
+        return new if old is None else old + self.ALPHA * (new - old)
+
+    def observe_single(self, ms: float) -> None:
+        self.single_ms = self._ema(self.single_ms, ms)
+
+    def observe_verify(self, ms: float) -> None:
+        self.verify_ms = self._ema(self.verify_ms, ms)
+
+    def observe_gain(self, tokens: int) -> None:
+        self.gain = self._ema(self.gain, float(tokens))
+
+    def worth_it(self) -> bool:
+        if self.single_ms is None or self.verify_ms is None or self.gain is None:
+            return True  # not measured yet: try
+        if self.gain / self.verify_ms >= 1.05 / self.single_ms:
+            return True
+        self._since_trial += 1
+        if self._since_trial >= self.RECHECK:  # the text may have become repetitive
+            self._since_trial = 0
+            return True
+        return False
+
+
 # --- the engine ---------------------------------------------------------------------
 
 
@@ -158,6 +200,8 @@ class LocalEngine:
         self._eos = _eos_ids(model, tokenizer)
         self._ahead: list[tuple[int, torch.Tensor]] = []  # verified-later drafts in the cache
         self._drafting = Drafting(draft_tokens)
+        self.spec_cost = SpecCost()
+        self._sync = torch.cuda.synchronize if on_cuda else None  # for honest step timings
         # The last request's generated ids and figures (tests and the bench read them).
         self.last_tokens: list[int] = []
         self.last_stats: dict[str, int] = {}
@@ -336,14 +380,17 @@ class LocalEngine:
                 stats["accepted"] += 1
                 spec.accepted += 1
                 if not self._ahead:
+                    self.spec_cost.observe_gain(1 + spec.accepted)
                     spec.settle()
                 return row
             self._cache.crop_to(len(self._cache) - len(self._ahead))
             self._ahead = []
+            self.spec_cost.observe_gain(1 + spec.accepted)
             spec.settle()
         kv = self._cache.kv
         stats["forwards"] += 1
-        if speculate and spec.wants_draft():
+        t0 = time.perf_counter()
+        if speculate and spec.wants_draft() and self.spec_cost.worth_it():
             room = min(
                 spec.k,
                 req.max_new_tokens - len(gen_ids) - 1,
@@ -352,14 +399,21 @@ class LocalEngine:
             drafts = lookup_draft([*ids, *gen_ids], room) if room > 0 else []
             if drafts:
                 rows = forward_all(self.model, [tok, *drafts], kv)  # [1 + k, V]
+                self.spec_cost.observe_verify(self._elapsed_ms(t0))
                 self._cache.extend([tok, *drafts])
                 stats["drafted"] += len(drafts)
                 spec.start(len(drafts))
                 self._ahead = list(zip(drafts, rows[1:], strict=True))
                 return rows[0]
         logits = decode_one(self.model, tok, kv, self._step)
+        self.spec_cost.observe_single(self._elapsed_ms(t0))
         self._cache.extend([tok])
         return logits
+
+    def _elapsed_ms(self, t0: float) -> float:
+        if self._sync is not None:
+            self._sync()  # the next token's .item() waits for the device anyway
+        return (time.perf_counter() - t0) * 1000
 
 
 # Below this many parameters a CPU forward is a string of tiny kernels: more threads only

@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from model_runtime.engine import Drafting, LocalEngine, _torch_threads, lookup_draft
+from model_runtime.engine import Drafting, LocalEngine, SpecCost, _torch_threads, lookup_draft
 from model_runtime.kv_cache import BufferCache, PrefixCache, common_prefix_len
 from model_runtime.sampling import TextDecoder, TokenTable, top_p_filter
 from model_runtime.types import EngineInfo, GenerationError, GenerationRequest
@@ -589,3 +589,21 @@ def test_cuda_graph_wiring_decodes_like_generate_with_an_identity_compile(
         eng.generate(GenerationRequest(prompt=p, max_new_tokens=16))
         assert eng.last_tokens == ids
     assert calls and set(calls) == {1}  # only one-token decode steps go through the graph
+
+
+def test_spec_cost_drafts_only_where_a_verify_pass_pays() -> None:
+    c = SpecCost()
+    assert c.worth_it()  # nothing measured yet: try
+    c.observe_single(80.0)
+    c.observe_verify(240.0)  # a CPU verify pass: three one-token steps
+    c.observe_gain(1.5)  # few drafts accepted
+    assert not c.worth_it()
+    assert sum(c.worth_it() for _ in range(SpecCost.RECHECK)) == 1  # an occasional trial
+    for _ in range(10):
+        c.observe_gain(6)  # the model now copies long runs from the prompt
+    assert c.worth_it()
+    gpu = SpecCost()
+    gpu.observe_single(10.0)
+    gpu.observe_verify(11.0)  # a GPU verify pass costs about one step
+    gpu.observe_gain(1.3)
+    assert gpu.worth_it()
