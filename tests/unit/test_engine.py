@@ -8,7 +8,14 @@ import json
 import pytest
 import torch
 
-from model_runtime.engine import Drafting, LocalEngine, SpecCost, _torch_threads, lookup_draft
+from model_runtime.engine import (
+    Drafting,
+    LocalEngine,
+    NgramIndex,
+    SpecCost,
+    _torch_threads,
+    lookup_draft,
+)
 from model_runtime.kv_cache import BufferCache, PrefixCache, common_prefix_len
 from model_runtime.sampling import TextDecoder, TokenTable, top_p_filter
 from model_runtime.types import EngineInfo, GenerationError, GenerationRequest
@@ -607,3 +614,17 @@ def test_spec_cost_drafts_only_where_a_verify_pass_pays() -> None:
     gpu.observe_verify(11.0)  # a GPU verify pass costs about one step
     gpu.observe_gain(1.3)
     assert gpu.worth_it()
+
+
+def test_ngram_index_drafts_what_the_reference_scan_drafts() -> None:
+    import random
+
+    rng = random.Random(0)
+    for trial in range(200):
+        seq = [rng.randrange(5) for _ in range(rng.randrange(1, 60))]
+        split = rng.randrange(len(seq) + 1)
+        index = NgramIndex(seq[:split])
+        for t in seq[split:]:  # tokens arriving one by one, as in decoding
+            index.append(t)
+        k = rng.randrange(1, 9)
+        assert index.draft(k) == lookup_draft(seq, k), (trial, seq, k)
