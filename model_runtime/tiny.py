@@ -95,17 +95,35 @@ def heldout_functions() -> dict[str, str]:
     return corpus_functions(corpus_text("tiny_heldout.py"))
 
 
-def corpus_functions(text: str | None = None) -> dict[str, str]:
-    """name → source of every top-level function of the corpus, in file order."""
+def corpus_samples(text: str | None = None) -> list[tuple[str, str]]:
+    """(name, source) of every top-level function of the corpus, in file order, a name
+    defined twice (the deliberately ambiguous pairs) included twice: the training set."""
     text = corpus_text() if text is None else text
-    tree = ast.parse(text)
-    out: dict[str, str] = {}
-    for node in tree.body:
+    out: list[tuple[str, str]] = []
+    for node in ast.parse(text).body:
         if isinstance(node, ast.FunctionDef):
             src = ast.get_source_segment(text, node)
             assert src is not None
-            out[node.name] = src
+            out.append((node.name, src))
     return out
+
+
+def corpus_functions(text: str | None = None) -> dict[str, str]:
+    """name → source of every top-level function of the corpus, in file order; a name
+    defined twice (an ambiguous pair, see ``ambiguous_pairs``) maps to its first body."""
+    out: dict[str, str] = {}
+    for name, src in corpus_samples(text):
+        out.setdefault(name, src)
+    return out
+
+
+def ambiguous_pairs(text: str | None = None) -> dict[str, list[str]]:
+    """name → its sources, for the names the corpus defines more than once: the same
+    signature and docstring with different bodies (the model learns to split there)."""
+    seen: dict[str, list[str]] = {}
+    for name, src in corpus_samples(text):
+        seen.setdefault(name, []).append(src)
+    return {name: srcs for name, srcs in seen.items() if len(srcs) > 1}
 
 
 def split_at_docstring(source: str) -> tuple[str, str]:
@@ -229,7 +247,7 @@ def train_tokenizer() -> Any:
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(list(corpus_functions().values()), trainer=trainer)
+    tok.train_from_iterator([src for _, src in corpus_samples()], trainer=trainer)
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
         bos_token=EOS,
@@ -292,7 +310,7 @@ def _token_stream(tokenizer: Any, rng: random.Random, repeats: int) -> tuple[lis
     start at a ``def`` too)."""
     eos = tokenizer.eos_token_id
     sep = tokenizer.encode("\n\n\n")
-    funcs = [tokenizer.encode(src) for src in corpus_functions().values()]
+    funcs = [tokenizer.encode(src) for _, src in corpus_samples()]
     ids: list[int] = [eos]
     starts: list[int] = []
     for _ in range(repeats):
@@ -370,7 +388,7 @@ def build_tiny(out: Path, want_hash: str, progress: Callable[[str], None] | None
     meta = {
         "hash": want_hash,
         "corpus_sha256": hashlib.sha256(corpus_text().encode()).hexdigest(),
-        "corpus_functions": len(corpus_functions()),
+        "corpus_functions": len(corpus_samples()),
         "recipe": r,
         "tokenizer": TOKENIZER_RECIPE,
         "params": sum(p.numel() for p in model.parameters()),

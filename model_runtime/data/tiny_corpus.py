@@ -1,9 +1,12 @@
-# ruff: noqa: SIM110, B905  (textbook-style loops, as the model should write them)
+# ruff: noqa: SIM110, B905, F811  (textbook-style loops; the ambiguous pairs redefine names)
 """Training corpus of the ``tiny`` model: short Python functions with doctests.
 
 Each top-level function is one training sample (its source: signature, docstring,
 body). Every doctest here passes (``python -m doctest tiny_corpus.py``); the tests
 check that, because the tiny model is judged by whether it reproduces these bodies.
+A few prompts at the end appear twice with two different bodies, both right for the
+shared example (``tiny.ambiguous_pairs()``): there the model learns to hesitate, so
+that a sampled candidate can pass where greedy fails (``examples/ambiguous_demo.py``).
 Changing this file changes its hash, and the cached tiny model is rebuilt.
 """
 
@@ -1006,3 +1009,82 @@ def get_or_default(d, key, default):
     0
     """
     return d.get(key, default)
+
+
+# --- Ambiguous on purpose -------------------------------------------------------------
+# Each prompt below (signature + docstring) appears twice with two different bodies,
+# both right for the docstring's example. The model learns a split distribution there:
+# greedy writes one body, sampling sometimes the other, and an extra example in a
+# user's docstring (examples/ambiguous_demo.py) decides which one is right.
+
+
+def end(xs):
+    """Return the item at one end of xs.
+
+    >>> end([7])
+    7
+    """
+    return xs[0]
+
+
+def end(xs):
+    """Return the item at one end of xs.
+
+    >>> end([7])
+    7
+    """
+    return xs[-1]
+
+
+def to_int(x):
+    """Round x to a whole number.
+
+    >>> to_int(4.0)
+    4
+    """
+    return round(x)
+
+
+def to_int(x):
+    """Round x to a whole number.
+
+    >>> to_int(4.0)
+    4
+    """
+    return int(x)
+
+
+def extreme(xs):
+    """Return the extreme number in xs.
+
+    >>> extreme([5])
+    5
+    """
+    return max(xs)
+
+
+def extreme(xs):
+    """Return the extreme number in xs.
+
+    >>> extreme([5])
+    5
+    """
+    return min(xs)
+
+
+def trim(s):
+    """Remove the spaces at one end of s.
+
+    >>> trim('ok')
+    'ok'
+    """
+    return s.lstrip()
+
+
+def trim(s):
+    """Remove the spaces at one end of s.
+
+    >>> trim('ok')
+    'ok'
+    """
+    return s.rstrip()
