@@ -351,8 +351,8 @@ def _tokenizer_counter(backend: Any) -> Callable[[str], int] | None:
 
 def _with_newlines_of(doc: Document, text: str) -> str:
     """The suggestion with the document's line endings (the model writes "\n")."""
-    starts = doc.line_starts
-    crlf = len(starts) > 1 and doc.text[starts[1] - 2 : starts[1]] == "\r\n"
+    second = doc.line_start(1)
+    crlf = doc.line_count > 1 and doc.text[second - 2 : second] == "\r\n"
     return text.replace("\r\n", "\n").replace("\n", "\r\n") if crlf else text
 
 

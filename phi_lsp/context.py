@@ -16,7 +16,7 @@ from __future__ import annotations
 import ast
 import re
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import tree_sitter
@@ -231,7 +231,7 @@ def enclosing_function(doc: Document, offset: int) -> tree_sitter.Node | None:
     root = doc.tree.root_node
     node = root.descendant_for_byte_range(anchor_byte, anchor_byte + 1)
     line, _ = doc.position_at(offset)
-    line_start = doc.line_starts[line]
+    line_start = doc.line_start(line)
     line_prefix = doc.text[line_start:offset]
     cur_indent = _cursor_indent(doc, line, line_prefix)
     while node is not None:
@@ -262,7 +262,7 @@ def _fallback_function(doc: Document, offset: int) -> tuple[int, Document] | Non
     parsed on its own so that signature and docstring can still be read.
     """
     line, _ = doc.position_at(offset)
-    line_prefix = doc.text[doc.line_starts[line] : offset]
+    line_prefix = doc.text[doc.line_start(line) : offset]
     bound = _cursor_indent(doc, line, line_prefix)
     if bound is None:
         return None
@@ -287,54 +287,122 @@ def _fallback_function(doc: Document, offset: int) -> tuple[int, Document] | Non
     return None
 
 
-# --- module-level facts (memoised per document version) ------------------------------
+# --- module-level facts ---------------------------------------------------------------
+#
+# A 5 MB file has ~140k top-level statements: walking them from Python on every request
+# took seconds. Instead a regex (C speed) finds the column-0 lines that may start what
+# is wanted, and the tree confirms each (a `def` line inside a string is not a def).
+# Results are plain strings, memoised in ``doc.shared``, which snapshots of the same
+# text share: a second request on an unchanged file pays nothing.
+
+_IMPORT_LINE = re.compile(r"^(?:import|from)\b", re.M)
+
+
+def _top_level_at(doc: Document, offset: int) -> tree_sitter.Node | None:
+    """The module-level statement that starts on the line of ``offset`` (column 0)."""
+    root = doc.tree.root_node
+    point = doc.point_at(offset)
+    node = root.descendant_for_point_range(point, point)
+    while node is not None and node.parent is not None and node.parent != root:
+        node = node.parent
+    if node is None or node == root:
+        return None
+    # A decorated def starts at its first decorator; the regex found its `def` line.
+    inner = node.child_by_field_name("definition") if node.type == "decorated_definition" else None
+    rows = {node.start_point[0], inner.start_point[0] if inner is not None else -1}
+    return node if point[0] in rows else None
 
 
 def imports(doc: Document) -> list[str]:
-    memo = doc.cache.get("imports")
+    """Source of each module-level import statement, in file order."""
+    memo = doc.shared.get("imports")
     if memo is None:
-        memo = [_text(doc, c) for c in doc.tree.root_node.children if c.type in _IMPORT_TYPES]
-        doc.cache["imports"] = memo
+        memo = []
+        for m in _IMPORT_LINE.finditer(doc.text):
+            node = _top_level_at(doc, m.start())
+            if node is not None and node.type in _IMPORT_TYPES:
+                memo.append(_text(doc, node))
+        doc.shared["imports"] = memo
     return memo
 
 
-def module_definitions(doc: Document) -> list[Definition]:
+def module_definitions(doc: Document, names: Iterable[str] | None = None) -> list[Definition]:
+    """Module-level functions, classes and short assignments, in file order.
+
+    With ``names``, only the definitions of those names (what a prompt can use; their
+    text and summary are computed at once and shared with snapshots). Without, every
+    definition, with text and summary computed on demand (one walk of the module)."""
+    if names is not None:
+        return _named_definitions(doc, names)
     memo = doc.cache.get("definitions")
     if memo is not None:
         return memo
     out: list[Definition] = []
     for c in doc.tree.root_node.children:
-        node = c.child_by_field_name("definition") if c.type == "decorated_definition" else c
-        if node is None:
-            continue
-        if node.type in ("function_definition", "class_definition"):
-            name_node = node.child_by_field_name("name")
-            if name_node is None:
-                continue
-            kind = "function" if node.type == "function_definition" else "class"
-            out.append(
-                Definition(
-                    name=_text(doc, name_node),
-                    kind=kind,
-                    text=lambda c=c: _text(doc, c),
-                    summary=lambda node=node: _summary(doc, node),
-                    start_line=c.start_point[0],
-                )
-            )
-        elif node.type == "expression_statement" and node.named_child_count == 1:
-            a = node.named_children[0]
-            target = a.child_by_field_name("left") if a.type == "assignment" else None
-            if (
-                target is not None
-                and target.type == "identifier"
-                and node.end_point[0] - node.start_point[0] < 5
-            ):
-                text = _text(doc, node)  # short: at most a few lines
-                out.append(
-                    Definition(_text(doc, target), "assignment", text, text, c.start_point[0])
-                )
+        d = _definition(doc, c, lazy=True)
+        if d is not None:
+            out.append(d)
     doc.cache["definitions"] = out
     return out
+
+
+def _named_definitions(doc: Document, names: Iterable[str]) -> list[Definition]:
+    wanted = sorted({n for n in names if _IDENT.fullmatch(n)})
+    missing = [n for n in wanted if ("def", n) not in doc.shared]
+    if missing:
+        found: dict[str, list[Definition]] = {n: [] for n in missing}
+        alt = "|".join(re.escape(n) for n in missing)
+        pattern = re.compile(
+            rf"^(?:(?:async[ \t]+)?def|class)[ \t]+({alt})\b|^({alt})[ \t]*[:=]", re.M
+        )
+        seen: set[int] = set()
+        for m in pattern.finditer(doc.text):
+            node = _top_level_at(doc, m.start())
+            if node is None or node.start_byte in seen:
+                continue
+            seen.add(node.start_byte)
+            d = _definition(doc, node, lazy=False)
+            if d is not None and d.name in found:
+                found[d.name].append(d)
+        for n, defs in found.items():
+            doc.shared[("def", n)] = defs
+    out = [d for n in wanted for d in doc.shared[("def", n)]]
+    out.sort(key=lambda d: d.start_line)
+    return out
+
+
+def _definition(doc: Document, c: tree_sitter.Node, *, lazy: bool) -> Definition | None:
+    """The Definition a module-level statement makes, if any."""
+    node = c.child_by_field_name("definition") if c.type == "decorated_definition" else c
+    if node is None:
+        return None
+    if node.type in ("function_definition", "class_definition"):
+        name_node = node.child_by_field_name("name")
+        if name_node is None:
+            return None
+        kind = "function" if node.type == "function_definition" else "class"
+        if lazy:
+            return Definition(
+                name=_text(doc, name_node),
+                kind=kind,
+                text=lambda: _text(doc, c),
+                summary=lambda: _summary(doc, node),
+                start_line=c.start_point[0],
+            )
+        return Definition(
+            _text(doc, name_node), kind, _text(doc, c), _summary(doc, node), c.start_point[0]
+        )
+    if node.type == "expression_statement" and node.named_child_count == 1:
+        a = node.named_children[0]
+        target = a.child_by_field_name("left") if a.type == "assignment" else None
+        if (
+            target is not None
+            and target.type == "identifier"
+            and node.end_point[0] - node.start_point[0] < 5
+        ):
+            text = _text(doc, node)  # short: at most a few lines
+            return Definition(_text(doc, target), "assignment", text, text, c.start_point[0])
+    return None
 
 
 def _summary(doc: Document, node: tree_sitter.Node) -> str:
@@ -421,7 +489,7 @@ def _from_node(
 ) -> Context:
     """Build the context; ``src`` is the document ``fn`` lives in (``doc`` or a fallback parse)."""
     line, _ = doc.position_at(offset)
-    line_start = doc.line_starts[line]
+    line_start = doc.line_start(line)
     line_end = line_start + len(doc.line_text(line))
     name_node = fn.child_by_field_name("name")
     name = _text(src, name_node) if name_node is not None else "?"
@@ -442,13 +510,13 @@ def _from_node(
     if src is doc:
         start = doc.index_at_byte(_outer(top).start_byte)
         # Start at the beginning of the line so the prefix keeps its indentation.
-        start = doc.line_starts[doc.position_at(start)[0]]
+        start = doc.line_start(doc.position_at(start)[0])
         qual = qualified_name(doc, fn)
         ind = body_indent(doc, fn)
     else:
-        start = doc.line_starts[def_line]
+        start = doc.line_start(def_line)
         while start > 0 and doc.line_text(doc.position_at(start)[0] - 1).lstrip().startswith("@"):
-            start = doc.line_starts[doc.position_at(start)[0] - 1]
+            start = doc.line_start(doc.position_at(start)[0] - 1)
         qual = name
         ind = def_indent + body_indent(src, fn)
     signature = signature_of(src, fn)
@@ -473,6 +541,7 @@ def _from_node(
     prefix = doc.text[start:offset]
     # Identifiers the function talks about: signature, docstring, complete lines so far.
     complete = prefix[: prefix.rfind("\n") + 1]
+    referenced = set(_IDENT.findall(complete))
     return Context(
         function=qual,
         name=name,
@@ -492,8 +561,8 @@ def _from_node(
         cursor=offset,
         line_prefix=doc.text[line_start:offset],
         rest_of_line=doc.text[offset:line_end],
-        referenced=set(_IDENT.findall(complete)),
-        definitions=module_definitions(doc),
+        referenced=referenced,
+        definitions=module_definitions(doc, referenced),
         class_name=class_name,
     )
 
@@ -530,7 +599,7 @@ def functions(doc: Document) -> list[FunctionInfo]:
         known = {f.def_line for f in out}
         for base_line, chunk in _top_level_chunks(doc):
             sub = Document(chunk)
-            base = doc.line_starts[base_line]
+            base = doc.line_start(base_line)
             found = _functions_in(sub, sub.tree.root_node, sub, base, base_line)
             out += [f for f in found if f.def_line not in known]
         out.sort(key=lambda f: f.def_line)
@@ -579,8 +648,8 @@ def _top_level_chunks(doc: Document) -> list[tuple[int, str]]:
         if not is_def:
             continue
         end = bounds[i + 1][0] if i + 1 < len(bounds) else doc.line_count
-        stop = doc.line_starts[end] if end < doc.line_count else len(doc.text)
-        chunks.append((ln, doc.text[doc.line_starts[ln] : stop]))
+        stop = doc.line_start(end) if end < doc.line_count else len(doc.text)
+        chunks.append((ln, doc.text[doc.line_start(ln) : stop]))
     return chunks
 
 

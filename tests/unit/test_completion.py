@@ -178,6 +178,60 @@ def test_verification_require_gives_nothing_when_all_fail() -> None:
     assert prefer.candidates_tried == 2
 
 
+def _busy_sandboxes() -> set[int]:
+    """Processes running an example: children of ours that have children (the sandbox
+    keeps an idle spare interpreter, which has none), and those children. Linux /proc."""
+    import os
+
+    parent: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z":
+            parent[int(entry.name)] = int(fields[1])
+    mine = {p for p, pp in parent.items() if pp == os.getpid()}
+    grandchildren = {p for p, pp in parent.items() if pp in mine}
+    return grandchildren | {parent[g] for g in grandchildren}
+
+
+def test_cancelling_during_verification_ends_the_sandbox_promptly(tmp_path: Path) -> None:
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("needs Linux /proc to see the sandbox's processes")
+    rest = tmp_path / "rest.txt"
+    rest.write_text("while True:\n        pass\n")  # the docstring's example never returns
+    settings = Settings(verify="require", candidates=1, verify_timeout_ms=30_000)
+    completer = Completer(ReplayEngine(rest), settings)
+    cancel = threading.Event()
+    running: list[set[int]] = []
+
+    def cancel_once_the_example_runs() -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not (busy := _busy_sandboxes()):
+            time.sleep(0.02)
+        time.sleep(0.3)
+        running.append(busy)
+        cancel.set()
+
+    watcher = threading.Thread(target=cancel_once_the_example_runs)
+    watcher.start()
+    t = time.perf_counter()
+    got = completer.complete(SOURCE, *CURSOR, cancel=cancel)
+    elapsed = time.perf_counter() - t
+    watcher.join()
+    assert running and running[0], "the example never started running"
+    assert got is None
+    # Without the cancel event reaching the sandbox this took the 30 s timeout.
+    assert elapsed < 10
+    deadline = time.monotonic() + 2
+    while running[0] & _busy_sandboxes() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not running[0] & _busy_sandboxes()
+
+
 def test_function_without_examples_is_not_retried() -> None:
     src = 'def f(a):\n    """No examples here."""\n    \n'
     engine = BySeed({None: "return a", 1: "return 2"})

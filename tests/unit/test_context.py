@@ -374,3 +374,61 @@ def test_bodies_meant_to_be_empty_are_not_filled() -> None:
     )
     empty = [(f.qualname, f.def_line) for f in functions(Document(src)) if f.empty]
     assert empty == [("A.g", 9), ("k", 23)]
+
+
+def test_definitions_are_the_referenced_module_level_ones_not_lookalikes() -> None:
+    src = textwrap.dedent(
+        '''\
+        import os
+        LIMIT = 10
+        NOTE = """
+        def helper(x):
+        import sys
+        """
+
+
+        @cache
+        def helper(x):
+            """Twice x."""
+            return 2 * x
+
+
+        class Box:
+            size = 1
+
+            def get(self): ...
+
+
+        def unused():
+            return 0
+
+
+        def main(v):
+            """Use helper on v, up to LIMIT, in a Box."""
+            n = helper(v) + LIMIT
+            b = Box()
+        '''
+    )
+    doc = Document(src)
+    line = src.count("\n") - 1
+    ctx = extract(doc, doc.offset_at(line, 12))
+    assert ctx is not None
+    assert ctx.imports == ["import os"]  # not the "import sys" inside NOTE
+    got = {(d.name, d.kind, d.start_line) for d in ctx.definitions}
+    assert got == {
+        ("LIMIT", "assignment", 1),
+        ("helper", "function", 8),
+        ("Box", "class", 14),
+        ("main", "function", 24),  # its own name: the prompt leaves it out
+    }
+    helper = next(d for d in ctx.definitions if d.name == "helper")
+    assert helper.text.startswith("@cache\ndef helper(x):") and "return 2 * x" in helper.text
+    assert "def get(self): ..." in next(d for d in ctx.definitions if d.name == "Box").summary
+    # A snapshot of the same text reuses what the first request found.
+    snap = doc.snapshot()
+    assert snap.shared is doc.shared and ("def", "helper") in snap.shared
+    doc.apply_change(((1, 8), (1, 10)), "99")
+    assert ("def", "helper") not in doc.shared  # an edit starts afresh
+    again = extract(doc, doc.offset_at(line, 12))
+    assert again is not None
+    assert next(d for d in again.definitions if d.name == "LIMIT").text == "LIMIT = 99"

@@ -112,3 +112,51 @@ def test_positions_past_the_end_clamp(bad: tuple) -> None:
     doc = Document("a = 1\n")
     doc.apply_change(bad, "#")
     assert doc.text.count("#") == 1
+
+
+def test_line_index_across_many_blocks_matches_a_recount(monkeypatch: pytest.MonkeyPatch) -> None:
+    from phi_lsp.documents import LineIndex
+
+    monkeypatch.setattr(LineIndex, "BLOCK", 3)  # every edit crosses block boundaries
+    rng = random.Random(11)
+    doc = Document("".join(f"x{i} = {i}\r\n" if i % 3 else f"y{i}\n" for i in range(40)))
+    pieces = ["a", "\n", "\r\n", "\r", "\n\n\n", "", "é😀", "def f():\n    pass\n"]
+    for _ in range(300):
+        n = len(doc.text)
+        a = rng.randrange(n + 1)
+        b = min(n, a + rng.choice([0, 1, 3, 40]))
+        new = rng.choice(pieces)
+        pa, pb = doc.position_at(a), doc.position_at(b)
+        # Inside a "\r\n" pair a position clamps to the line's end: follow it.
+        expected = doc.text[: doc.offset_at(*pa)] + new + doc.text[doc.offset_at(*pb) :]
+        doc.apply_change((pa, pb), new)
+        assert doc.text == expected
+        assert doc.line_starts == Document(doc.text).line_starts
+    assert str(doc.tree.root_node) == _sexp(doc.text)
+
+
+def test_a_burst_of_keystrokes_costs_one_reparse_when_the_tree_is_read() -> None:
+    doc = Document("def f(x):\n    return x\n")
+    for i, ch in enumerate(" + 1"):
+        doc.apply_change(((1, 12 + i), (1, 12 + i)), ch)
+    assert doc.incremental_parses == 0  # nothing read the tree yet
+    snap = doc.snapshot()
+    assert doc.incremental_parses == 1 and doc.full_parses == 1
+    assert str(snap.tree.root_node) == _sexp("def f(x):\n    return x + 1\n")
+
+
+def test_an_edit_costs_the_edit_not_the_file() -> None:
+    import time
+
+    big = Document("".join(f"def f{i}(x):\n    return x + {i}\n\n\n" for i in range(140_000)))
+    assert len(big.text) > 5_000_000
+    line = big.line_count // 2
+    times = []
+    for i in range(5):
+        t = time.perf_counter()
+        big.apply_change(((line, i), (line, i)), "#")
+        times.append(time.perf_counter() - t)
+    # Was ~300 ms (a reparse and a recount of 560k lines per keystroke); now one copy of
+    # the text. Generous bound for a loaded CI machine.
+    assert sorted(times)[2] < 0.05
+    assert big.line_text(line).startswith("#####")
