@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import subprocess
 import sys
@@ -43,6 +44,23 @@ def test_corpus_covers_the_demo_and_heldout_is_disjoint() -> None:
         assert prompt.endswith('"""') and body.startswith("\n    ") and ">>>" in prompt
 
 
+def test_ambiguous_pairs_share_a_prompt_and_both_bodies_pass_it() -> None:
+    """The deliberately ambiguous prompts: trained on twice, with two bodies that differ
+    and are both right for the shared example (examples/ambiguous_demo.py relies on it)."""
+    pairs = tiny.ambiguous_pairs()
+    assert "extreme" in pairs and 2 <= len(pairs) <= 8  # a few, not a noisy corpus
+    samples = tiny.corpus_samples()
+    assert len(samples) == len(tiny.corpus_functions()) + len(pairs)
+    for name, (one, two) in pairs.items():
+        assert tiny.split_at_docstring(one)[0] == tiny.split_at_docstring(two)[0], name
+        assert one != two
+        assert tiny.corpus_functions()[name] == one
+    # `python -m doctest` sees only the last definition of a name: run each copy alone.
+    for copy in (0, 1):
+        results = _run_doctests({name: srcs[copy] for name, srcs in pairs.items()})
+        assert all(results.values()), (copy, results)
+
+
 # --- the tokenizer --------------------------------------------------------------------
 
 
@@ -52,7 +70,7 @@ def test_tokenizer_is_byte_level_and_merges_newline_with_indent() -> None:
     assert tok.model_max_length == 2048
     # GPT-2 style: the newline takes all but one space of the indentation with it.
     assert tok.tokenize("\n    return")[:2] == ["ĊĠĠĠ", "Ġreturn"]
-    for src in tiny.corpus_functions().values():
+    for _, src in tiny.corpus_samples():
         assert tok.decode(tok.encode(src)) == src
     odd = "def f():\n\treturn 'é ✓ 漢字'  # any bytes round-trip\n"
     assert tok.decode(tok.encode(odd)) == odd
@@ -229,6 +247,27 @@ def test_prompt_ending_at_closing_quotes_continues_with_an_indented_body(
     for name, text in got.items():
         prompt, _ = tiny.split_at_docstring(funcs[name])
         assert text[len(prompt) :].startswith("\n    return "), text
+
+
+def test_tiny_hesitates_between_the_two_bodies_of_an_ambiguous_prompt(tiny_dir: Path) -> None:
+    """Both bodies of each ambiguous pair keep real probability (measured 0.30-0.63 each):
+    greedy writes one, sampling the other often enough for a later candidate to pass."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_dir).eval()
+    for name, srcs in tiny.ambiguous_pairs().items():
+        probs = []
+        for src in srcs:
+            prompt, _ = tiny.split_at_docstring(src)
+            head, ids = tok(prompt).input_ids, tok(src).input_ids
+            n = len(head)
+            assert ids[:n] == head  # the prompt's tokens, then the body's
+            with torch.inference_mode():
+                logp = model(torch.tensor([ids])).logits[0].log_softmax(-1)  # [T, V]
+            probs.append(math.exp(sum(float(logp[i - 1, ids[i]]) for i in range(n, len(ids)))))
+        assert min(probs) > 0.15 and sum(probs) > 0.6, (name, probs)
 
 
 @pytest.mark.slow
