@@ -75,25 +75,29 @@ def lookup_draft(
 
 
 class NgramIndex:
-    """Where each 1..``max_ngram``-gram of the context starts, kept up to date as tokens
-    arrive: a draft costs a dict lookup instead of a scan of the whole context (which,
-    at 1,000 tokens, cost as much as a ``tiny`` decode step). Same drafts as
-    ``lookup_draft``."""
+    """Where each 1..``max_ngram``-gram of the context starts, for prompt lookup: a draft
+    costs a dict lookup instead of a scan of the whole context (which, at 1,000 tokens,
+    cost as much as a ``tiny`` decode step). Indexing is lazy, done at the first draft,
+    so requests that never draft never pay for it. Same drafts as ``lookup_draft``."""
 
     def __init__(self, ids: Sequence[int], max_ngram: int = 3) -> None:
         self.max_ngram = max_ngram
-        self.ctx: list[int] = []
+        self.ctx: list[int] = list(ids)
         self.starts: dict[tuple[int, ...], list[int]] = {}
-        for t in ids:
-            self.append(t)
+        self._indexed = 0  # context positions whose n-grams (ending there) are indexed
 
     def append(self, tok: int) -> None:
         self.ctx.append(tok)
-        end = len(self.ctx)
-        for n in range(1, min(self.max_ngram, end) + 1):
-            self.starts.setdefault(tuple(self.ctx[end - n :]), []).append(end - n)
+
+    def _catch_up(self) -> None:
+        ctx = self.ctx
+        for end in range(self._indexed + 1, len(ctx) + 1):
+            for n in range(1, min(self.max_ngram, end) + 1):
+                self.starts.setdefault(tuple(ctx[end - n : end]), []).append(end - n)
+        self._indexed = len(ctx)
 
     def draft(self, k: int, min_ngram: int = 1) -> list[int]:
+        self._catch_up()
         ctx, n_ctx = self.ctx, len(self.ctx)
         for n in range(min(self.max_ngram, n_ctx - 1), min_ngram - 1, -1):
             best: list[int] = []

@@ -624,7 +624,10 @@ def test_ngram_index_drafts_what_the_reference_scan_drafts() -> None:
         seq = [rng.randrange(5) for _ in range(rng.randrange(1, 60))]
         split = rng.randrange(len(seq) + 1)
         index = NgramIndex(seq[:split])
-        for t in seq[split:]:  # tokens arriving one by one, as in decoding
+        for i, t in enumerate(seq[split:]):  # tokens arriving one by one, as in decoding
             index.append(t)
+            if i % 3 == 0:  # drafts asked now and then, as the cost gate allows
+                k = rng.randrange(1, 9)
+                assert index.draft(k) == lookup_draft(seq[: split + i + 1], k), (trial, seq)
         k = rng.randrange(1, 9)
         assert index.draft(k) == lookup_draft(seq, k), (trial, seq, k)
