@@ -304,7 +304,8 @@ def test_load_engine_tiny_gives_a_local_engine_that_writes_the_body(tiny_dir: Pa
         assert engine.info.source == str(tiny_dir) and engine.info.backend == "local"
         prompt, body = tiny.split_at_docstring(tiny.corpus_functions()["add"])
         out = engine.generate(GenerationRequest(prompt=prompt, max_new_tokens=16, stop=("\n\n",)))
-        assert out.text == body.rstrip("\n") == "\n    return a + b"
+        # The body may end at end-of-text or at the blank line before the next def.
+        assert out.text.rstrip("\n") == body.rstrip("\n") == "\n    return a + b"
     finally:
         engine.close()
 
