@@ -111,6 +111,16 @@ class LineIndex:
         b = self._block(line)
         return self._bases[b] + self._rel[b][line - self._firsts[b]]
 
+    def span(self, line: int) -> tuple[int, int]:
+        """Start of ``line`` and of the next line (-1 for the last line): one lookup."""
+        b = bisect_right(self._firsts, line) - 1
+        rel, base, i = self._rel[b], self._bases[b], line - self._firsts[b]
+        if i + 1 < len(rel):
+            return base + rel[i], base + rel[i + 1]
+        if b + 1 < len(self._bases):
+            return base + rel[i], self._bases[b + 1]
+        return base + rel[i], -1
+
     def line_of(self, offset: int) -> int:
         """The line holding string index ``offset``."""
         b = bisect_right(self._bases, offset) - 1
@@ -203,16 +213,20 @@ class Document:
         return self._lines.start(max(0, min(line, len(self._lines) - 1)))
 
     @property
+    def may_have_lone_cr(self) -> bool:
+        """A lone "\\r" (old Mac line end) may be in the text; False means surely not."""
+        return self._lone_cr
+
+    @property
     def line_count(self) -> int:
         return len(self._lines)
 
     def line_text(self, line: int) -> str:
         """Line ``line`` without its line ending."""
-        n = len(self._lines)
-        if line < 0 or line >= n:
+        if line < 0 or line >= len(self._lines):
             return ""
-        end = self._lines.start(line + 1) if line + 1 < n else len(self.text)
-        return self.text[self._lines.start(line) : end].rstrip("\r\n")
+        start, end = self._lines.span(line)
+        return self.text[start : end if end >= 0 else len(self.text)].rstrip("\r\n")
 
     def offset_at(self, line: int, character: int) -> int:
         """String index of an LSP position; past-the-end positions clamp to the end."""
