@@ -78,7 +78,9 @@ class LineIndex:
     """Start offsets of every line, in blocks of at most ``BLOCK`` lines stored relative
     to their block's base: an edit recounts its own lines and shifts the bases of the
     blocks after it, so its cost follows the edit and the number of blocks, not the
-    number of lines (a 5 MB file has ~560k lines)."""
+    number of lines (a 5 MB file has ~560k lines). For non-ASCII text it also keeps
+    each block's UTF-8 byte offset (:meth:`track_bytes`), so that string index ↔ byte
+    conversions encode one block, not the whole text before the position."""
 
     BLOCK = 512
 
@@ -86,6 +88,7 @@ class LineIndex:
         self._rel: list[list[int]] = []  # per block: starts minus the block's base
         self._bases: list[int] = []  # absolute start of each block's first line
         self._firsts: list[int] = []  # line number of each block's first line
+        self._bbases: list[int] | None = None  # byte offset of each block's base
         self._fill(0, starts, 0)
 
     def _fill(self, at: int, starts: list[int], first_line: int) -> None:
@@ -129,10 +132,46 @@ class LineIndex:
     def to_list(self) -> list[int]:
         return [base + r for base, rel in zip(self._bases, self._rel, strict=True) for r in rel]
 
-    def replace(self, first: int, last: int, starts: list[int], delta: int) -> None:
-        """Starts of lines ``first+1 .. last`` become ``starts`` (absolute, new text);
-        lines after ``last`` move by ``delta`` characters."""
+    def track_bytes(self, text: str) -> None:
+        """Start keeping byte offsets (once, when the text stops being ASCII)."""
+        bb = [0]
+        for k in range(1, len(self._bases)):
+            bb.append(bb[-1] + len(text[self._bases[k - 1] : self._bases[k]].encode("utf-8")))
+        self._bbases = bb
+
+    @property
+    def tracks_bytes(self) -> bool:
+        return self._bbases is not None
+
+    def byte_at(self, offset: int, text: str) -> int:
+        """UTF-8 byte offset of string index ``offset`` (needs :meth:`track_bytes`)."""
+        assert self._bbases is not None
+        b = bisect_right(self._bases, offset) - 1
+        return self._bbases[b] + len(text[self._bases[b] : offset].encode("utf-8"))
+
+    def index_at_byte(self, byte: int, text: str) -> int:
+        """String index of a UTF-8 byte offset (needs :meth:`track_bytes`)."""
+        assert self._bbases is not None
+        b = bisect_right(self._bbases, byte) - 1
+        base = self._bases[b]
+        end = self._bases[b + 1] if b + 1 < len(self._bases) else len(text)
+        head = text[base:end].encode("utf-8")[: byte - self._bbases[b]]
+        return base + len(head.decode("utf-8", errors="replace"))
+
+    def replace(
+        self,
+        first: int,
+        last: int,
+        starts: list[int],
+        delta: int,
+        text: str = "",
+        byte_delta: int = 0,
+    ) -> None:
+        """Starts of lines ``first+1 .. last`` become ``starts`` (absolute, in the new
+        ``text``); lines after ``last`` move by ``delta`` characters (``byte_delta``
+        bytes)."""
         b0, b1 = self._block(first), self._block(last)
+        bb0 = self._bbases[b0] if self._bbases is not None else 0
         old = [self._bases[b] + r for b in range(b0, b1 + 1) for r in self._rel[b]]
         lo, hi = first - self._firsts[b0], last - self._firsts[b0]
         merged = [*old[: lo + 1], *starts, *(s + delta for s in old[hi + 1 :])]
@@ -140,9 +179,18 @@ class LineIndex:
         first_line = self._firsts[b0]
         del self._rel[b0 : b1 + 1], self._bases[b0 : b1 + 1], self._firsts[b0 : b1 + 1]
         self._fill(b0, merged, first_line)
-        for b in range(b0 + (len(merged) + self.BLOCK - 1) // self.BLOCK, len(self._bases)):
+        n_new = (len(merged) + self.BLOCK - 1) // self.BLOCK
+        for b in range(b0 + n_new, len(self._bases)):
             self._bases[b] += delta
             self._firsts[b] += line_delta
+        if self._bbases is not None:
+            new_bb = [bb0]  # the block's base is before the edit: same byte offset
+            for k in range(b0 + 1, b0 + n_new):
+                piece = text[self._bases[k - 1] : self._bases[k]]
+                new_bb.append(new_bb[-1] + len(piece.encode("utf-8")))
+            self._bbases[b0 : b1 + 1] = new_bb
+            for b in range(b0 + n_new, len(self._bases)):
+                self._bbases[b] += byte_delta
 
     def copy(self) -> LineIndex:
         """A copy that later edits of either side do not affect (blocks are replaced
@@ -153,6 +201,7 @@ class LineIndex:
             list(self._bases),
             list(self._firsts),
         )
+        twin._bbases = None if self._bbases is None else list(self._bbases)
         return twin
 
 
@@ -180,6 +229,8 @@ class Document:
         # in the bytes (slow path); never set back by an edit (False is the fast path).
         self._lone_cr = _LONE_CR.search(text) is not None
         self._lines = LineIndex([0, *(m.end() for m in _NEWLINE.finditer(text))])
+        if not self._ascii:
+            self._lines.track_bytes(text)
         self._new_version_caches()
 
     def _new_version_caches(self) -> None:
@@ -245,13 +296,11 @@ class Document:
 
     def byte_at(self, offset: int) -> int:
         """UTF-8 byte offset of a string index (tree-sitter works in bytes)."""
-        return offset if self._ascii else len(self.text[:offset].encode("utf-8"))
+        return offset if self._ascii else self._lines.byte_at(offset, self.text)
 
     def index_at_byte(self, byte: int) -> int:
         """String index of a UTF-8 byte offset."""
-        if self._ascii:
-            return byte
-        return len(self.source_bytes[:byte].decode("utf-8", errors="replace"))
+        return byte if self._ascii else self._lines.index_at_byte(byte, self.text)
 
     def point_at(self, offset: int) -> tuple[int, int]:
         """tree-sitter (row, byte column) of a string index."""
@@ -307,8 +356,11 @@ class Document:
             ends = [e for e in (m.end() for m in _NEWLINE.finditer(new, a, b)) if e < b]
         else:
             ends = [m.end() for m in _NEWLINE.finditer(new, a)]
-        self._lines.replace(f, last, ends, delta)
         new_end_byte = start_byte + len(text.encode("utf-8"))
+        byte_delta = (new_end_byte - start_byte) - (old_end_byte - start_byte)
+        self._lines.replace(f, last, ends, delta, new, byte_delta)
+        if not self._ascii and not self._lines.tracks_bytes:
+            self._lines.track_bytes(new)  # the first non-ASCII character: once
         self._tree.edit(
             start_byte=start_byte,
             old_end_byte=old_end_byte,

@@ -114,12 +114,15 @@ def test_positions_past_the_end_clamp(bad: tuple) -> None:
     assert doc.text.count("#") == 1
 
 
-def test_line_index_across_many_blocks_matches_a_recount(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("head", ["", "# ünïcödé from the start\n"])
+def test_line_index_across_many_blocks_matches_a_recount(
+    monkeypatch: pytest.MonkeyPatch, head: str
+) -> None:
     from phi_lsp.documents import LineIndex
 
     monkeypatch.setattr(LineIndex, "BLOCK", 3)  # every edit crosses block boundaries
     rng = random.Random(11)
-    doc = Document("".join(f"x{i} = {i}\r\n" if i % 3 else f"y{i}\n" for i in range(40)))
+    doc = Document(head + "".join(f"x{i} = {i}\r\n" if i % 3 else f"y{i}\n" for i in range(40)))
     pieces = ["a", "\n", "\r\n", "\r", "\n\n\n", "", "é😀", "def f():\n    pass\n"]
     for _ in range(300):
         n = len(doc.text)
@@ -132,7 +135,10 @@ def test_line_index_across_many_blocks_matches_a_recount(monkeypatch: pytest.Mon
         doc.apply_change((pa, pb), new)
         assert doc.text == expected
         assert doc.line_starts == Document(doc.text).line_starts
-    assert str(doc.tree.root_node) == _sexp(doc.text)
+        i = rng.randrange(len(doc.text) + 1)
+        byte = len(doc.text[:i].encode("utf-8"))
+        assert doc.byte_at(i) == byte and doc.index_at_byte(byte) == i
+        assert str(doc.tree.root_node) == _sexp(doc.text)
 
 
 def test_a_burst_of_keystrokes_costs_one_reparse_when_the_tree_is_read() -> None:
