@@ -178,6 +178,16 @@ class Worker:
             self.stats["errors"] += 1
             _settle(job.future, error=_as_generation_error(e, engine))
             return
+        except BaseException as e:  # noqa: BLE001 - SystemExit and co.: stop, and say so to all
+            err = GenerationError(f"the model worker stopped: {type(e).__name__}: {e}")
+            with self._cond:
+                self._closing = True
+                pending = list(self._queue)
+                self._queue.clear()
+            for j in (job, *pending):
+                _settle(j.future, error=err)
+            log.error("%s", err)  # the loop sees _closing and ends the thread
+            return
         if gen.finish_reason == "cancelled":
             self.stats["cancelled"] += 1
         else:

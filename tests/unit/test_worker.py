@@ -273,3 +273,28 @@ def test_real_engine_supersede_then_serve_from_the_cache() -> None:
         assert time.perf_counter() - t0 < 10
     finally:
         w.shutdown()
+
+
+def test_a_fatal_error_in_the_engine_fails_every_future_instead_of_hanging() -> None:
+    class Fatal(SlowEngine):
+        def generate(self, request, should_stop=None):  # type: ignore[no-untyped-def]
+            if request.prompt == "exit":
+                raise SystemExit("backend called exit()")
+            return super().generate(request, should_stop)
+
+    eng = Fatal()
+    w = Worker(lambda: eng)
+    try:
+        first = w.submit(GenerationRequest(prompt="slow", max_new_tokens=20))
+        fatal = w.submit(GenerationRequest(prompt="exit"))
+        queued = w.submit(GenerationRequest(prompt="after"))
+        assert first.result(5).finish_reason == "length"
+        with pytest.raises(GenerationError, match="SystemExit"):
+            fatal.result(5)
+        with pytest.raises(GenerationError):
+            queued.result(5)
+        with pytest.raises(GenerationError, match="shut down"):
+            w.submit(GenerationRequest(prompt="later")).result(5)
+    finally:
+        w.shutdown()
+    assert eng.closed
