@@ -262,6 +262,7 @@ class LocalEngine:
             self.cuda_graphs = False
             self._cache = PrefixCache(self.model.config, capacity=int(self.info.context_length))
         self.reset_cache()
+        self.spec_cost = SpecCost()  # compile time is no measure of a decode step
 
     # -- Engine protocol --
 
