@@ -181,6 +181,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         col = len(doc.line_text(line))
         t0 = time.perf_counter()
         doc.apply_change(((line, col), (line, col)), ch)
+        _ = doc.tree  # edits are applied lazily: time the incremental reparse here
         t1 = time.perf_counter()
         ctx = context_mod.extract(doc, doc.offset_at(line, col + 1))
         t2 = time.perf_counter()
