@@ -26,6 +26,8 @@ ENGINE_KEYS = {
     "generate_ms",
     "ours_over_generate",
     "bound_share",
+    "cold_p95_ms",
+    "warm_p95_ms",
 }
 
 
@@ -44,6 +46,7 @@ def test_engine_bench_measures_reuse_and_compares_with_generate(tiny) -> None:  
     # 400 tokens of prefill against a handful: prefix reuse shows even on a noisy machine.
     assert r["warm_prefill_ms"] < r["cold_prefill_ms"]
     assert r["generate_ms"] > 0 and r["bound_share"] > 0
+    assert r["cold_p95_ms"] >= r["cold_ms"] and r["warm_p95_ms"] >= r["warm_ms"]
 
 
 def test_body_prompts_end_after_a_docstring(tiny) -> None:  # type: ignore[no-untyped-def]
