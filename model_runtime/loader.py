@@ -236,6 +236,9 @@ def _load_pretrained(
     import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    # Its "Loading weights" bar would land in editors' logs and the CLI's stderr on every
+    # load; the caller reports loading itself ($/progress, CLI progress lines).
+    transformers.utils.logging.disable_progress_bar()
     version = tuple(int(x) for x in re.findall(r"\d+", transformers.__version__)[:2])
     # transformers 5 always loads low-memory (meta, then the weights); 4.x needs asking,
     # and called the dtype argument torch_dtype before 4.56.
