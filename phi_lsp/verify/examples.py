@@ -21,7 +21,7 @@ from __future__ import annotations
 import ast
 import doctest
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 
 # Longest first: "==>" must win over "==" and "=", "=>" over "=".
@@ -232,10 +232,10 @@ def _clean(text: str) -> str:
     return text.strip()
 
 
-def _open_brackets(text: str) -> int:
-    """Unclosed ( [ { outside string literals (a rough count, good enough to join lines)."""
-    depth, quote, escaped = 0, "", False
-    for ch in text:
+def _code_chars(text: str) -> Iterator[tuple[int, str]]:
+    """(index, char) of ``text`` outside string literals (a rough one-line scan)."""
+    quote, escaped = "", False
+    for k, ch in enumerate(text):
         if quote:
             if escaped:
                 escaped = False
@@ -245,11 +245,13 @@ def _open_brackets(text: str) -> int:
                 quote = ""
         elif ch in "'\"":
             quote = ch
-        elif ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-    return depth
+        else:
+            yield k, ch
+
+
+def _open_brackets(text: str) -> int:
+    """Unclosed ( [ { outside string literals (a rough count, good enough to join lines)."""
+    return sum((ch in "([{") - (ch in ")]}") for _, ch in _code_chars(text))
 
 
 def _is_definition(text: str, name: str) -> bool:
@@ -391,20 +393,7 @@ def _parenthesized_single(text: str, node: ast.expr) -> bool:
 
 
 def _strip_comment(text: str) -> str:
-    quote, escaped = "", False
-    for k, ch in enumerate(text):
-        if quote:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == quote:
-                quote = ""
-        elif ch in "'\"":
-            quote = ch
-        elif ch == "#":
-            return text[:k]
-    return text
+    return next((text[:k] for k, ch in _code_chars(text) if ch == "#"), text)
 
 
 def _input_output(
