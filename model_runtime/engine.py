@@ -51,34 +51,16 @@ def forward_all(model: Any, ids: Sequence[int], kv: Any) -> torch.Tensor:
     return out.logits[0]  # [T, V]
 
 
-def lookup_draft(
-    context: Sequence[int], k: int, max_ngram: int = 3, min_ngram: int = 1
-) -> list[int]:
-    """Prompt-lookup drafting: find an earlier occurrence of the context's last n-gram
-    (longest n first) and propose the ``k`` tokens that followed it. The latest match
-    wins (code repeats what it just wrote), unless it is too close to the end to offer
-    ``k`` tokens; then an older match that does."""
-    n_ctx = len(context)
-    for n in range(min(max_ngram, n_ctx - 1), min_ngram - 1, -1):
-        tail = list(context[n_ctx - n :])
-        best: list[int] = []
-        for start in range(n_ctx - n - 1, -1, -1):
-            if context[start] == tail[0] and list(context[start : start + n]) == tail:
-                follow = list(context[start + n : start + n + k])
-                if len(follow) > len(best):
-                    best = follow
-                if len(best) == k:
-                    break
-        if best:
-            return best
-    return []
-
-
 class NgramIndex:
     """Where each 1..``max_ngram``-gram of the context starts, for prompt lookup: a draft
     costs a dict lookup instead of a scan of the whole context (which, at 1,000 tokens,
     cost as much as a ``tiny`` decode step). Indexing is lazy, done at the first draft,
-    so requests that never draft never pay for it. Same drafts as ``lookup_draft``."""
+    so requests that never draft never pay for it.
+
+    A draft: find an earlier occurrence of the context's last n-gram (longest n first)
+    and propose the ``k`` tokens that followed it. The latest match wins (code repeats
+    what it just wrote), unless it is too close to the end to offer ``k`` tokens; then
+    an older match that does."""
 
     def __init__(self, ids: Sequence[int], max_ngram: int = 3) -> None:
         self.max_ngram = max_ngram

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+from collections.abc import Sequence
 
 import pytest
 import torch
@@ -14,13 +15,33 @@ from model_runtime.engine import (
     NgramIndex,
     SpecCost,
     _torch_threads,
-    lookup_draft,
 )
 from model_runtime.kv_cache import BufferCache, PrefixCache, common_prefix_len
 from model_runtime.sampling import TextDecoder, TokenTable, top_p_filter
 from model_runtime.types import EngineInfo, GenerationError, GenerationRequest
 
 CODE = inspect.getsource(json)  # real Python text for prompts
+
+
+def lookup_draft(
+    context: Sequence[int], k: int, max_ngram: int = 3, min_ngram: int = 1
+) -> list[int]:
+    """The plain scan of the whole context that ``NgramIndex.draft`` must agree with
+    (the index exists only to make it cheap)."""
+    n_ctx = len(context)
+    for n in range(min(max_ngram, n_ctx - 1), min_ngram - 1, -1):
+        tail = list(context[n_ctx - n :])
+        best: list[int] = []
+        for start in range(n_ctx - n - 1, -1, -1):
+            if context[start] == tail[0] and list(context[start : start + n]) == tail:
+                follow = list(context[start + n : start + n + k])
+                if len(follow) > len(best):
+                    best = follow
+                if len(best) == k:
+                    break
+        if best:
+            return best
+    return []
 
 
 @pytest.fixture(scope="module")
@@ -346,12 +367,13 @@ def test_token_table_spells_tokens_as_the_tokenizer_decodes_them(
 # --- prompt-lookup speculative decoding ---------------------------------------------
 
 
-def test_lookup_draft_proposes_what_followed_the_last_ngram() -> None:
+def test_prompt_lookup_proposes_what_followed_the_last_ngram() -> None:
     ctx = [5, 6, 7, 8, 9, 1, 5, 6, 7]
-    assert lookup_draft(ctx, 3) == [8, 9, 1]
-    assert lookup_draft([1, 2, 3], 3) == []
-    # The latest earlier match wins.
-    assert lookup_draft([4, 1, 2, 4, 3, 4], 1) == [3]
+    for draft in (lookup_draft, lambda c, k: NgramIndex(c).draft(k)):
+        assert draft(ctx, 3) == [8, 9, 1]
+        assert draft([1, 2, 3], 3) == []
+        # The latest earlier match wins.
+        assert draft([4, 1, 2, 4, 3, 4], 1) == [3]
 
 
 def _one_token(tok: object, text: str) -> int:
