@@ -37,6 +37,10 @@ class Settings:
     remote_model: str = ""
     api_key_env: str = ""
     enable: bool = True
+    # The project's interpreter for verification ("": detect, see verify/project.py).
+    python_path: str = ""
+    # Run examples without the sandbox's isolation (trusted code only).
+    verify_unisolated: bool = False
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
