@@ -24,6 +24,8 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 
+from phi_lsp.verify import compare  # noqa: F401  (registers pytest's doctest flag names)
+
 # Longest first: "==>" must win over "==" and "=", "=>" over "=".
 _ARROWS = ("==>", "==", "=>", "->", "➞", "→", "⇒", "=")
 _WORDS = (" should return ", " returns ", " return ")
@@ -50,6 +52,11 @@ class Check:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    def wire(self) -> dict[str, str]:
+        """What the sandbox gets: the code to run, never the expected text (the verdict
+        is the host's, :func:`phi_lsp.verify.compare.judge`)."""
+        return {"kind": self.kind, "source": self.source}
 
 
 @dataclass(frozen=True)
