@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from phi_lsp.completion import Completer, Completion
-from phi_lsp.context import FunctionInfo, functions
 from phi_lsp.documents import Document, index_to_utf16
+from phi_lsp.functions import TargetError, select
 from phi_lsp.settings import Settings
 from phi_lsp.settings import parse as parse_settings
 
@@ -33,10 +33,6 @@ __all__ = [
 
 # progress(done, total, name of the function now under way; "" when all are done)
 Progress = Callable[[int, int, str], None]
-
-
-class TargetError(ValueError):
-    """The request names no function of the source (bad line, unknown name, ...)."""
 
 
 _lock = threading.Lock()
@@ -75,45 +71,16 @@ def _settings(model: str | None, settings: Settings | None, overrides: dict[str,
     return s
 
 
-def select(
-    doc: Document,
-    *,
-    line: int | None = None,
-    function: str | None = None,
-    all: bool = False,
-) -> list[FunctionInfo]:
-    """The functions to fill: at a 1-based line, by (qualified) name, or every empty one."""
-    fns = functions(doc)
-    if line is not None:
-        hits = [f for f in fns if f.first_line <= line - 1 <= f.last_line]
-        if not hits:
-            raise TargetError(f"no function at line {line}")
-        return [max(hits, key=lambda f: f.first_line)]  # the innermost
-    if function is not None:
-        hits = [f for f in fns if f.qualname == function]
-        if not hits and "." not in function:
-            hits = [f for f in fns if f.qualname.rsplit(".", 1)[-1] == function]
-        if not hits:
-            raise TargetError(f"no function named {function!r}")
-        if len(hits) > 1:
-            names = ", ".join(f"{f.qualname} (line {f.def_line + 1})" for f in hits)
-            raise TargetError(f"{function!r} is ambiguous: {names}")
-        return hits
-    if all:
-        return [f for f in fns if f.empty]
-    raise TargetError("say which function: line, at, function or all")
-
-
 def _parse_at(at: str | tuple[int, int]) -> tuple[int, int]:
     if isinstance(at, str):
         try:
             ln, col = (int(x) for x in at.split(":"))
         except ValueError:
-            raise TargetError(f"--at wants LINE:COL (1-based), got {at!r}") from None
+            raise TargetError(f'at wants "LINE:COL" or (line, column), got {at!r}') from None
     else:
         ln, col = at
     if ln < 1 or col < 1:
-        raise TargetError(f"--at LINE:COL is 1-based, got {ln}:{col}")
+        raise TargetError(f"at is 1-based (line, column), got {ln}:{col}")
     return ln, col
 
 

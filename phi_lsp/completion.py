@@ -25,8 +25,9 @@ from typing import Any
 from model_runtime import Generation, GenerationRequest
 from phi_lsp import context as context_mod
 from phi_lsp import prompt as prompt_mod
-from phi_lsp.context import Context, FunctionInfo
+from phi_lsp.context import Context
 from phi_lsp.documents import Document
+from phi_lsp.functions import FunctionInfo, body_slot
 from phi_lsp.postprocess import Stopper
 from phi_lsp.settings import Settings
 
@@ -159,7 +160,7 @@ class Completer:
     ) -> Completion | None:
         """A new body for ``fn`` (after its docstring); ``range`` is in ``doc``'s text."""
         t0 = time.perf_counter()
-        slot = context_mod.body_slot(doc, fn)
+        slot = body_slot(doc, fn)
         # The source with the old body removed: an incremental edit of a copy, not a
         # full parse per function (`--all` on a long file).
         vdoc = doc.snapshot()

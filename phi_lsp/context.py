@@ -7,8 +7,8 @@ indentation. Files that do not parse (the user is mid-edit) go through
 tree-sitter's error recovery, with a line-based fallback; nothing here raises on
 bad source.
 
-Also: the functions of a file (``functions``) and the "slot" of a function body
-that ``phi-lsp complete`` fills (``body_slot``).
+Which function holds the cursor is ``phi_lsp.functions``'s answer; this module reads
+what the prompt needs from it.
 """
 
 from __future__ import annotations
@@ -23,9 +23,19 @@ from functools import lru_cache
 
 import tree_sitter
 
-from phi_lsp.documents import Document, new_parser
+from phi_lsp import functions
+from phi_lsp.documents import Document, indent_of, new_parser
+from phi_lsp.functions import (
+    body_indent,
+    decorators_of,
+    docstring_node,
+    qualified_name,
+    walk_defs,
+)
+from phi_lsp.functions import header_colon as _header_colon
+from phi_lsp.functions import node_text as _text
+from phi_lsp.functions import outer as _outer
 
-_DEF_LINE = re.compile(r"^([ \t]*)(?:async[ \t]+)?def[ \t]+([A-Za-z_]\w*)")
 _IMPORT_TYPES = ("import_statement", "import_from_statement", "future_import_statement")
 
 
@@ -95,53 +105,6 @@ class Context:
         return self.prefix[i + len(self.signature) :] if i >= 0 else self.prefix
 
 
-def _text(doc: Document, node: tree_sitter.Node) -> str:
-    return doc.source_bytes[node.start_byte : node.end_byte].decode("utf-8", errors="replace")
-
-
-def _indent_of(line: str) -> str:
-    return line[: len(line) - len(line.lstrip(" \t"))]
-
-
-def _width(ws: str) -> int:
-    return len(ws.expandtabs(8))
-
-
-def _header_colon(fn: tree_sitter.Node) -> tree_sitter.Node | None:
-    for c in fn.children:
-        if c.type == ":":
-            return c
-    return None
-
-
-def _is_def(node: tree_sitter.Node) -> bool:
-    return node.type == "function_definition"
-
-
-def _outer(node: tree_sitter.Node) -> tree_sitter.Node:
-    """The decorated_definition around a def/class, or the node itself."""
-    p = node.parent
-    return p if p is not None and p.type == "decorated_definition" else node
-
-
-def docstring_node(fn_or_class: tree_sitter.Node) -> tree_sitter.Node | None:
-    """The expression statement holding the docstring, if the body starts with one."""
-    body = fn_or_class.child_by_field_name("body")
-    if body is None:
-        return None
-    for stmt in body.named_children:
-        if stmt.type == "comment":
-            continue
-        if stmt.type == "expression_statement" and stmt.named_child_count == 1:
-            expr = stmt.named_children[0]
-            while expr.type == "parenthesized_expression" and expr.named_child_count == 1:
-                expr = expr.named_children[0]
-            if expr.type in ("string", "concatenated_string"):
-                return stmt
-        return None
-    return None
-
-
 def string_value(source: str) -> str | None:
     """Value of a string literal as Python reads it; None for bytes, f-strings, garbage."""
     try:
@@ -157,136 +120,6 @@ def signature_of(doc: Document, fn: tree_sitter.Node) -> str:
     colon = _header_colon(fn)
     end = colon.end_byte if colon is not None else fn.end_byte
     return doc.source_bytes[fn.start_byte : end].decode("utf-8", errors="replace")
-
-
-def decorators_of(doc: Document, node: tree_sitter.Node) -> list[str]:
-    p = node.parent
-    if p is None or p.type != "decorated_definition":
-        return []
-    return [_text(doc, c) for c in p.children if c.type == "decorator"]
-
-
-def qualified_name(doc: Document, fn: tree_sitter.Node) -> str:
-    parts = []
-    n: tree_sitter.Node | None = fn
-    while n is not None:
-        if n.type in ("function_definition", "class_definition"):
-            name = n.child_by_field_name("name")
-            parts.append(_text(doc, name) if name is not None else "?")
-        n = n.parent
-    return ".".join(reversed(parts))
-
-
-def body_indent(doc: Document, fn: tree_sitter.Node) -> str:
-    """Indentation of the body's statements (def indentation + 4 spaces when unknown)."""
-    def_line = doc.line_text(fn.start_point[0])
-    def_indent = _indent_of(def_line)
-    colon = _header_colon(fn)
-    body = fn.child_by_field_name("body")
-    if body is not None and colon is not None:
-        for stmt in body.children:
-            if stmt.start_point[0] > colon.start_point[0]:
-                ind = _indent_of(doc.line_text(stmt.start_point[0]))
-                if _width(ind) > _width(def_indent):
-                    return ind
-                break
-    return def_indent + ("\t" if def_indent.startswith("\t") else "    ")
-
-
-# --- which function holds the cursor ----------------------------------------------
-
-
-def _last_code_byte(doc: Document, byte: int) -> int:
-    """Byte index of the last non-whitespace byte before ``byte`` (-1 if none)."""
-    data = doc.source_bytes
-    i = byte - 1
-    while i >= 0 and data[i] in b" \t\r\n\f":
-        i -= 1
-    return i
-
-
-def _lines_stay_inside(doc: Document, def_indent: int, first_line: int, last_line: int) -> bool:
-    """Every non-blank line in [first_line, last_line) is indented deeper than the def."""
-    for ln in range(first_line, last_line):
-        s = doc.line_text(ln)
-        if s.strip() and _width(_indent_of(s)) <= def_indent:
-            return False
-    return True
-
-
-def _cursor_indent(doc: Document, line: int, line_prefix: str) -> int | None:
-    """Indentation the cursor's line has (or will have); None for a blank column-0 line."""
-    if line_prefix.strip():
-        return _width(_indent_of(line_prefix))
-    if line_prefix:
-        return _width(line_prefix)
-    full = doc.line_text(line)
-    return _width(_indent_of(full)) if full.strip() else None
-
-
-def enclosing_function(doc: Document, offset: int) -> tree_sitter.Node | None:
-    """Innermost def whose body the cursor is in, judged by the tree and by indentation."""
-    byte = doc.byte_at(offset)
-    anchor_byte = _last_code_byte(doc, byte)
-    if anchor_byte < 0:
-        return None
-    root = doc.tree.root_node
-    node = root.descendant_for_byte_range(anchor_byte, anchor_byte + 1)
-    line, _ = doc.position_at(offset)
-    line_start = doc.line_start(line)
-    line_prefix = doc.text[line_start:offset]
-    cur_indent = _cursor_indent(doc, line, line_prefix)
-    while node is not None:
-        if _is_def(node):
-            colon = _header_colon(node)
-            if colon is not None and colon.end_byte <= byte:
-                def_indent = _width(_indent_of(doc.line_text(node.start_point[0])))
-                inside = node.start_byte <= byte <= node.end_byte
-                on_header_line = colon.end_point[0] == line
-                ok = (
-                    on_header_line  # right after `def f(x):`, the body comes next
-                    or (cur_indent is not None and cur_indent > def_indent)
-                    or (cur_indent is None and inside)
-                )
-                # Error recovery can swallow the next def into this one: check lines.
-                if ok and (node.has_error or not inside):
-                    ok = _lines_stay_inside(doc, def_indent, colon.end_point[0] + 1, line)
-                if ok:
-                    return node
-        node = node.parent
-    return None
-
-
-def _fallback_function(doc: Document, offset: int) -> tuple[int, Document] | None:
-    """Line scan for a `def` above the cursor when the tree has no usable node.
-
-    Returns the def line and a small document holding just that function (dedented),
-    parsed on its own so that signature and docstring can still be read.
-    """
-    line, _ = doc.position_at(offset)
-    line_prefix = doc.text[doc.line_start(line) : offset]
-    bound = _cursor_indent(doc, line, line_prefix)
-    if not bound:  # at column 0 no def can hold the cursor (and the scan would reach line 0)
-        return None
-    for ln in range(line - (0 if line_prefix.strip() else 1), -1, -1):
-        s = doc.line_text(ln)
-        if not s.strip():
-            continue
-        ind = _width(_indent_of(s))
-        m = _DEF_LINE.match(s)
-        if m and ind < bound:
-            if ln == line:
-                return None  # the cursor is in the def line itself
-            cut = len(m.group(1))
-            lines = [doc.line_text(i) for i in range(ln, line + 1)]
-            lines[-1] = lines[-1][: len(line_prefix)]
-            body = "\n".join(x[cut:] if x[:cut].strip() == "" else x.lstrip() for x in lines)
-            return ln, Document(body + "\n")
-        if ind < bound:
-            bound = ind
-            if bound == 0:
-                return None
-    return None
 
 
 # --- module-level facts ---------------------------------------------------------------
@@ -465,7 +298,7 @@ def class_members(doc: Document, cls: tree_sitter.Node, skip: tree_sitter.Node |
         node = c.child_by_field_name("definition") if c.type == "decorated_definition" else c
         if node is None or node == skip or c == skip:
             continue
-        ind = _indent_of(doc.line_text(c.start_point[0]))
+        ind = indent_of(doc.line_text(c.start_point[0]))
         if node.type == "function_definition":
             head = "".join(ind + d + "\n" for d in decorators_of(doc, node))
             out.append(head + ind + signature_of(doc, node) + " ...")
@@ -484,24 +317,17 @@ _IDENT = re.compile(r"[A-Za-z_]\w*")
 
 def extract(doc: Document, offset: int) -> Context | None:
     """The context at string index ``offset``, or None when the cursor is not in a body."""
-    fn = enclosing_function(doc, offset)
+    fn = functions.at_cursor(doc, offset)
     if fn is not None:
         return _from_node(doc, doc, fn, offset, shift_line=0)
-    fb = _fallback_function(doc, offset)
+    fb = functions.scan_at_cursor(doc, offset)
     if fb is None:
         return None
     def_line, small = fb
-    small_fn = next((c for c in _walk_defs(small.tree.root_node)), None)
+    small_fn = next((c for c in walk_defs(small.tree.root_node)), None)
     if small_fn is None:
         return None
     return _from_node(doc, small, small_fn, offset, shift_line=def_line)
-
-
-def _walk_defs(node: tree_sitter.Node):  # type: ignore[no-untyped-def]
-    if node.type == "function_definition":
-        yield node
-    for c in node.children:
-        yield from _walk_defs(c)
 
 
 def _from_node(
@@ -515,7 +341,7 @@ def _from_node(
     name = _text(src, name_node) if name_node is not None else "?"
     ds = docstring_node(fn)
     def_line = fn.start_point[0] + shift_line
-    def_indent = _indent_of(doc.line_text(def_line))
+    def_indent = indent_of(doc.line_text(def_line))
     # The prompt shows the outermost enclosing def in full (the body so far of outer
     # functions matters to a nested one).
     top = fn
@@ -551,7 +377,7 @@ def _from_node(
         class_header = doc.source_bytes[outer.start_byte : end].decode("utf-8", "replace")
         cds = docstring_node(cls)
         class_ds = (
-            _indent_of(doc.line_text(cds.start_point[0])) + _text(doc, cds)
+            indent_of(doc.line_text(cds.start_point[0])) + _text(doc, cds)
             if cds is not None
             else ""
         )
@@ -595,172 +421,10 @@ def _method_of(cls: tree_sitter.Node, fn: tree_sitter.Node) -> tree_sitter.Node:
     return n
 
 
-# --- functions of a file and their body slots (phi-lsp complete) ---------------------
-
-
-@dataclass
-class FunctionInfo:
-    qualname: str
-    node: tree_sitter.Node
-    def_line: int  # 0-based
-    first_line: int  # 0-based, decorators included
-    last_line: int
-    empty: bool  # body is only a docstring / ... / pass / raise NotImplementedError
-    src: Document | None = None  # the block's own parse when the file's tree lost it
-    base: int = 0  # string index of ``src`` in the file
-
-
-def functions(doc: Document) -> list[FunctionInfo]:
-    """Every def of the file (nested and methods too), in file order."""
-    out = _functions_in(doc, doc.tree.root_node, None, 0, 0)
-    if doc.tree.root_node.has_error:
-        # Error recovery can swallow whole functions after a broken one: parse each
-        # top-level block the tree lost on its own.
-        known = {f.def_line for f in out}
-        for base_line, chunk in _top_level_chunks(doc):
-            sub = Document(chunk)
-            base = doc.line_start(base_line)
-            found = _functions_in(sub, sub.tree.root_node, sub, base, base_line)
-            out += [f for f in found if f.def_line not in known]
-        out.sort(key=lambda f: f.def_line)
-    return out
-
-
-def _functions_in(
-    doc: Document, root: tree_sitter.Node, src: Document | None, base: int, base_line: int
-) -> list[FunctionInfo]:
-    out = []
-    for fn in _walk_defs(root):
-        outer = _outer(fn)
-        out.append(
-            FunctionInfo(
-                qualname=qualified_name(doc, fn),
-                node=fn,
-                def_line=fn.start_point[0] + base_line,
-                first_line=outer.start_point[0] + base_line,
-                last_line=fn.end_point[0] + base_line,
-                empty=_is_placeholder_body(doc, fn),
-                src=src,
-                base=base,
-            )
-        )
-    return out
-
-
-_TOP_START = re.compile(r"(?:async[ \t]+)?def\s|class\s|@")
-
-
-def _top_level_chunks(doc: Document) -> list[tuple[int, str]]:
-    """(first line, text) of each column-0 def/class block, decorators included."""
-    bounds: list[tuple[int, bool]] = []  # column-0 code lines: (line, starts a def/class)
-    after_decorator = False
-    for ln in range(doc.line_count):
-        s = doc.line_text(ln)
-        if not s or s[0] in " \t#":
-            continue
-        if after_decorator:  # the def/class under decorators: same block
-            after_decorator = s.startswith("@")
-            continue
-        bounds.append((ln, _TOP_START.match(s) is not None))
-        after_decorator = s.startswith("@")
-    chunks = []
-    for i, (ln, is_def) in enumerate(bounds):
-        if not is_def:
-            continue
-        end = bounds[i + 1][0] if i + 1 < len(bounds) else doc.line_count
-        stop = doc.line_start(end) if end < doc.line_count else len(doc.text)
-        chunks.append((ln, doc.text[doc.line_start(ln) : stop]))
-    return chunks
-
-
-def _placeholder(doc: Document, stmt: tree_sitter.Node) -> bool:
-    if stmt.type == "pass_statement":
-        return True
-    text = _text(doc, stmt).strip()
-    if text == "...":
-        return True
-    return (
-        stmt.type == "raise_statement"
-        and re.fullmatch(r"raise\s+NotImplementedError(\(.*\))?", text, re.S) is not None
-    )
-
-
-def _body_statements(fn: tree_sitter.Node) -> list[tree_sitter.Node]:
-    body = fn.child_by_field_name("body")
-    return [c for c in body.named_children if c.type != "comment"] if body is not None else []
-
-
-_MEANT_EMPTY = re.compile(r"@(?:\w+\.)*(?:abstractmethod|abstractproperty|overload)\b")
-
-
-def _is_placeholder_body(doc: Document, fn: tree_sitter.Node) -> bool:
-    """A body still to write. Abstract methods, @overload stubs and Protocol members
-    are empty on purpose and are not."""
-    stmts = _body_statements(fn)
-    ds = docstring_node(fn)
-    if ds is not None:
-        stmts = stmts[1:]
-    if not (all(_placeholder(doc, s) for s in stmts) and len(stmts) <= 1):
-        return False
-    if any(_MEANT_EMPTY.match(d) for d in decorators_of(doc, fn)):
-        return False
-    block = _outer(fn).parent
-    cls = block.parent if block is not None else None
-    if cls is not None and cls.type == "class_definition":
-        bases = cls.child_by_field_name("superclasses")
-        if bases is not None and re.search(r"\bProtocol\b", _text(doc, bases)):
-            return False
-    return True
-
-
-@dataclass
-class BodySlot:
-    """Where a generated body goes: ``[start, end)`` of the original text is replaced."""
-
-    start: int  # string index: end of the docstring (or of the header)
-    end: int  # string index: end of the old body (placeholder or whole body)
-    lead: str  # "\n" + body indentation: what precedes the generated body
-    virtual: str  # the source with the old body removed and the cursor on an empty body line
-    cursor: int  # string index of that cursor in ``virtual``
-
-
-def body_slot(doc: Document, fn_info: FunctionInfo | tree_sitter.Node) -> BodySlot:
-    """Body after the docstring is replaced (a placeholder, or the whole body for --line)."""
-    if isinstance(fn_info, FunctionInfo):
-        file_doc, base = doc, fn_info.base
-        doc, fn = fn_info.src or doc, fn_info.node
-    else:
-        file_doc, base, fn = doc, 0, fn_info
-    ds = docstring_node(fn)
-    colon = _header_colon(fn)
-    start_node = ds if ds is not None else colon
-    start = doc.index_at_byte(start_node.end_byte if start_node is not None else fn.end_byte)
-    stmts = _body_statements(fn)
-    end = doc.index_at_byte(stmts[-1].end_byte) if stmts else start
-    end = max(end, start)
-    # A comment after the last statement, on its line, goes with the old body.
-    line_end = doc.text.find("\n", end)
-    line_end = len(doc.text) if line_end < 0 else line_end
-    if doc.text[end:line_end].strip().startswith("#"):
-        was_empty = end == start
-        end = line_end - (1 if doc.text[line_end - 1 : line_end] == "\r" else 0)
-        if was_empty:
-            start = end  # nothing to replace: keep the comment, insert after it
-    lead = "\n" + body_indent(doc, fn)
-    start, end = start + base, end + base
-    virtual = file_doc.text[:start] + lead + file_doc.text[end:]
-    return BodySlot(start, end, lead, virtual, start + len(lead))
-
-
 __all__ = [
-    "BodySlot",
     "Context",
     "Definition",
-    "FunctionInfo",
-    "body_slot",
-    "enclosing_function",
     "extract",
-    "functions",
     "imports",
     "module_definitions",
     "new_parser",

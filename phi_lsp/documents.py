@@ -55,6 +55,16 @@ def _range(r: Any) -> tuple[tuple[int, int], tuple[int, int]]:
     return _position(r.start), _position(r.end)
 
 
+def indent_of(line: str) -> str:
+    """The leading spaces and tabs of ``line``."""
+    return line[: len(line) - len(line.lstrip(" \t"))]
+
+
+def indent_width(ws: str) -> int:
+    """Columns of an indentation (tabs to multiples of 8, as Python reads them)."""
+    return len(ws.expandtabs(8))
+
+
 def utf16_to_index(line: str, character: int) -> int:
     """Index into ``line`` (code points) of a UTF-16 column; clamped to the line."""
     if line.isascii():

@@ -21,14 +21,8 @@ import warnings
 from dataclasses import dataclass
 
 from phi_lsp.context import Context
-
-
-def _width(ws: str) -> int:
-    return len(ws.expandtabs(8))
-
-
-def _indent(line: str) -> str:
-    return line[: len(line) - len(line.lstrip(" \t"))]
+from phi_lsp.documents import indent_of as _indent
+from phi_lsp.documents import indent_width as _width
 
 
 @dataclass

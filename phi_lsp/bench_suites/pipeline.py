@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from phi_lsp import context as context_mod
+from phi_lsp import functions
 from phi_lsp import prompt as prompt_mod
 from phi_lsp.documents import Document
 from phi_lsp.postprocess import Stopper
@@ -49,16 +50,20 @@ def _module_source(name: str) -> str:
     return Path(importlib.import_module(name).__file__).read_bytes().decode("utf-8")  # type: ignore[arg-type]
 
 
-def _strip_locations(node: ast.AST) -> str:
-    return ast.dump(node, include_attributes=False)
-
-
-def _find(tree: ast.Module, qualname: str, lineno: int) -> ast.AST | None:
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.lineno == lineno:
-            return node
-    del qualname
-    return None
+def _function_ast(source: str, def_line: int) -> str | None:
+    """``ast.dump`` (no locations) of the def at 0-based ``def_line``, decorators
+    included; None when there is none or it does not parse."""
+    doc = Document(source)
+    fn = next((f for f in functions.in_file(doc) if f.def_line == def_line), None)
+    if fn is None or fn.src is not None:
+        return None
+    text = doc.text[doc.line_start(fn.first_line) : doc.index_at_byte(fn.node.end_byte)]
+    if text[:1] in (" ", "\t"):  # a method: parse it as the body of a block
+        text = "if 1:\n" + text
+    try:
+        return ast.dump(ast.parse(text), include_attributes=False)
+    except SyntaxError:
+        return None
 
 
 def replay_agreement(modules: tuple[str, ...] = REPLAY_MODULES) -> dict[str, Any]:
@@ -76,9 +81,8 @@ def replay_agreement(modules: tuple[str, ...] = REPLAY_MODULES) -> dict[str, Any
         for mod in modules:
             source = _module_source(mod)
             doc = Document(source)
-            original = ast.parse(source)
-            for fn in context_mod.functions(doc):
-                slot = context_mod.body_slot(doc, fn)
+            for fn in functions.in_file(doc):
+                slot = functions.body_slot(doc, fn)
                 rest = source[slot.start :].lstrip()
                 body_len = len(pieces(source[slot.start : slot.end]))
                 if slot.end <= slot.start or body_len > MAX_BODY_TOKENS:
@@ -89,16 +93,9 @@ def replay_agreement(modules: tuple[str, ...] = REPLAY_MODULES) -> dict[str, Any
                 rec = completer.fill(doc, fn)
                 total += 1
                 new = source if rec is None else _apply(doc, rec)
-                want = _find(original, fn.qualname, fn.def_line + 1)
-                try:
-                    got = _find(ast.parse(new), fn.qualname, fn.def_line + 1)
-                except SyntaxError:
-                    got = None
-                if (
-                    got is not None
-                    and want is not None
-                    and _strip_locations(got) == _strip_locations(want)
-                ):
+                want = _function_ast(source, fn.def_line)
+                got = _function_ast(new, fn.def_line)
+                if got is not None and got == want:
                     equal += 1
                     if new == source:
                         exact += 1

@@ -278,7 +278,7 @@ def test_tiny_generation_ends_at_the_body_not_at_max_new_tokens(tiny_built: Path
     (the engine's stop_fn), instead of generating max_new_tokens and cutting."""
     from model_runtime import load_engine
     from phi_lsp.completion import Completer
-    from phi_lsp.context import functions
+    from phi_lsp.functions import in_file as functions
     from phi_lsp.documents import Document
     from phi_lsp.settings import Settings
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from phi_lsp.context import extract, functions
+from phi_lsp.context import extract
+from phi_lsp.functions import in_file as functions
 from phi_lsp.documents import Document
 
 STDLIB_MODULES = [
@@ -328,7 +329,7 @@ def test_functions_after_a_broken_one_are_still_found() -> None:
     assert found["f"] == (0, True)
     assert found["h"] == (9, True)
     assert found["K.m"] == (15, True)
-    from phi_lsp.context import body_slot
+    from phi_lsp.functions import body_slot
 
     h = next(f for f in functions(doc) if f.qualname == "h")
     slot = body_slot(doc, h)

@@ -141,7 +141,8 @@ def test_truncated_generations_always_leave_the_file_parseable(tmp_path) -> None
     from model_runtime.backends.replay import ReplayEngine
     from phi_lsp.api import apply
     from phi_lsp.completion import Completer
-    from phi_lsp.context import body_slot, functions
+    from phi_lsp.functions import body_slot
+    from phi_lsp.functions import in_file as functions
     from phi_lsp.settings import Settings
 
     source = Path(importlib.import_module("textwrap").__file__).read_text()  # type: ignore[arg-type]
