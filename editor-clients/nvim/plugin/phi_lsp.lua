@@ -15,3 +15,7 @@ end, { desc = 'phi-lsp: turn suggestions on or off' })
 vim.api.nvim_create_user_command('PhiLspRestart', function()
   require('phi_lsp').restart()
 end, { desc = 'phi-lsp: restart the server' })
+
+vim.api.nvim_create_user_command('PhiLspActions', function()
+  require('phi_lsp.notify').choose()
+end, { desc = 'phi-lsp: answer the question the server asked (e.g. which model to use)' })

@@ -7,6 +7,10 @@ M.defaults = {
   cmd = nil,
   filetypes = { 'python' },
   root_markers = { 'pyproject.toml', 'setup.py', 'setup.cfg', '.git' },
+  -- The Python whose packages the docstring examples run with (verification).
+  -- nil: the server detects it ($VIRTUAL_ENV, then .venv/ or venv/ at the project
+  -- root, then phi-lsp's own); a path: sent as the server setting `pythonPath`.
+  python = nil,
   -- The server's settings (docs/contracts.md §4; camelCase as on the wire):
   -- model, device, dtype, maxNewTokens, temperature, topP, candidates, verify,
   -- verifyTimeoutMs, debounceMs, completionFallback, logLevel, enable, ...
@@ -16,6 +20,8 @@ M.defaults = {
   -- meaning when no suggestion is shown.
   keymaps = {
     accept = '<Tab>',
+    accept_word = '<M-Right>',
+    accept_line = '<M-C-Right>',
     next = '<M-]>',
     prev = '<M-[>',
     dismiss = '<C-]>',
@@ -37,7 +43,7 @@ function M.set(opts)
   opts = opts or {}
   vim.validate({ opts = { opts, 'table' } })
   for key in pairs(opts) do
-    if M.defaults[key] == nil and key ~= 'cmd' then
+    if M.defaults[key] == nil and key ~= 'cmd' and key ~= 'python' then
       vim.notify(('phi_lsp.setup: unknown option %q ignored'):format(key), vim.log.levels.WARN)
     end
   end
@@ -53,6 +59,14 @@ function M.set(opts)
     merged.cmd = nil
   end
   merged.cmd = merged.cmd or M.default_cmd()
+  if merged.python ~= nil and (type(merged.python) ~= 'string' or merged.python == '') then
+    vim.notify('phi_lsp.setup: python must be a path to an interpreter; detecting it instead', vim.log.levels.WARN)
+    merged.python = nil
+  end
+  if merged.python then
+    merged.python = vim.fs.normalize(merged.python)
+    merged.settings = vim.tbl_extend('force', merged.settings, { pythonPath = merged.python })
+  end
   M.options = merged
   return merged
 end

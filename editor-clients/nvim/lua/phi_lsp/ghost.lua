@@ -260,6 +260,75 @@ function M.accept(bufnr)
   return true
 end
 
+--- The part of `rest` (the suggestion not yet in the buffer) that "accept the
+--- next word" (kind 'word') or "the next line" ('line') inserts: a word is the
+--- blanks before it and a run of word characters, or of other non-blanks; a line
+--- runs through its line break.
+---@param rest string
+---@param kind 'word'|'line'
+---@return string
+function M.partial(rest, kind)
+  if kind == 'line' then
+    local nl = rest:find('\n', 1, true)
+    if nl == 1 then
+      -- At the end of a line: the break and the whole next line.
+      local next_nl = rest:find('\n', 2, true)
+      return next_nl and rest:sub(1, next_nl) or rest
+    end
+    return nl and rest:sub(1, nl) or rest
+  end
+  local lead = rest:match('^\n?[ \t]*') or ''
+  local after = rest:sub(#lead + 1)
+  local word = after:match('^[%w_]+') or after:match('^[^%w_%s]+') or ''
+  if lead == '' and word == '' then
+    return rest:sub(1, 1)
+  end
+  return lead .. word
+end
+
+--- Insert `text` at the cursor of the current window (insert mode), the cursor
+--- after it.
+---@param bufnr integer
+---@param text string
+function M.insert_at_cursor(bufnr, text)
+  local cursor = vim.api.nvim_win_get_cursor(0)
+  local lines = vim.split(text, '\n', { plain = true })
+  local row, col = cursor[1] - 1, cursor[2]
+  vim.api.nvim_buf_set_text(bufnr, row, col, row, col, lines)
+  local last_row = row + #lines
+  local last_col = (#lines == 1 and col or 0) + #lines[#lines]
+  vim.api.nvim_win_set_cursor(0, { last_row, last_col })
+  return last_row, last_col
+end
+
+--- Insert the next word / line of the shown suggestion; the rest stays shown.
+---@param kind 'word'|'line'
+---@return boolean false when no suggestion is shown
+function M.accept_partial(kind, bufnr)
+  bufnr = bufnr or vim.api.nvim_get_current_buf()
+  local item, st = current(bufnr)
+  if not item then
+    return false
+  end
+  local part = M.partial(item.rest, kind)
+  vim.schedule(function()
+    local row, col = M.insert_at_cursor(bufnr, part)
+    local rest = item.rest:sub(#part + 1)
+    local tick = vim.api.nvim_buf_get_changedtick(bufnr)
+    -- Our own edit is no keystroke: no new request for it.
+    st.last_tick, st.last_cursor = tick, { row, col }
+    if rest:find('%S') then
+      -- What is left, anchored at the new cursor (accept inserts it there).
+      st.items = { { text = rest, rest = rest, range = { row - 1, col, row - 1, col }, cursor = { row, col } } }
+      st.index, st.tick, st.cursor = 1, tick, { row, col }
+      show(bufnr)
+    else
+      M.clear(bufnr)
+    end
+  end)
+  return true
+end
+
 --- Show the next (count > 0) or previous (count < 0) suggestion.
 ---@return boolean
 function M.select(count, bufnr)

@@ -5,6 +5,7 @@
 -- or this plugin's own (phi_lsp.ghost) on 0.10/0.11.
 local config = require('phi_lsp.config')
 local status = require('phi_lsp.status')
+local notify = require('phi_lsp.notify')
 
 local M = {}
 
@@ -27,6 +28,32 @@ local function feed(key)
   return vim.api.nvim_replace_termcodes(key, true, false, true)
 end
 
+--- Neovim 0.12: insert the next word / line of the shown suggestion. The
+--- built-in accepts whole items only: take the item, insert part of it; the
+--- edit asks the server again, which answers the rest from the same suggestion.
+local function native_partial(bufnr, kind)
+  local ghost = require('phi_lsp.ghost')
+  return vim.lsp.inline_completion.get({
+    bufnr = bufnr,
+    on_accept = function(item)
+      local text = type(item.insert_text) == 'string' and item.insert_text or (item.insert_text or {}).value
+      if type(text) ~= 'string' then
+        return
+      end
+      local cursor = vim.api.nvim_win_get_cursor(0)
+      if item.range then
+        local srow, scol = item.range.start.row, item.range.start.col
+        local ok, parts = pcall(vim.api.nvim_buf_get_text, bufnr, srow, scol, cursor[1] - 1, cursor[2], {})
+        local typed = ok and table.concat(parts, '\n') or ''
+        if vim.startswith(text, typed) then
+          text = text:sub(#typed + 1)
+        end
+      end
+      ghost.insert_at_cursor(bufnr, ghost.partial(text, kind))
+    end,
+  })
+end
+
 -- Insert-mode keys for one buffer. Each falls back to the key itself when
 -- there is no suggestion, so <Tab> still indents.
 local function set_keymaps(bufnr)
@@ -38,6 +65,18 @@ local function set_keymaps(bufnr)
         return vim.lsp.inline_completion.get({ bufnr = bufnr })
       end
       return ghost.accept(bufnr)
+    end,
+    accept_word = function()
+      if M.native() then
+        return native_partial(bufnr, 'word')
+      end
+      return ghost.accept_partial('word', bufnr)
+    end,
+    accept_line = function()
+      if M.native() then
+        return native_partial(bufnr, 'line')
+      end
+      return ghost.accept_partial('line', bufnr)
     end,
     next = function()
       if M.native() then
@@ -86,9 +125,6 @@ local function on_attach(client, bufnr)
     require('phi_lsp.ghost').attach(bufnr)
   end
   set_keymaps(bufnr)
-  if status.state.state == 'stopped' then
-    status.state = { state = 'starting' }
-  end
 end
 
 local function lsp_config()
@@ -104,7 +140,29 @@ local function lsp_config()
     handlers = {
       ['phiLsp/status'] = status.on_status,
       ['phiLsp/verification'] = status.on_verification,
+      -- One message per event, never a prompt (phi_lsp.notify).
+      ['window/showMessage'] = notify.on_show_message,
+      ['window/showMessageRequest'] = notify.on_show_message_request,
     },
+    before_init = function()
+      -- Spawned, not yet answering: "starting", not "stopped".
+      if status.state.state ~= 'ready' then
+        status.set({ state = 'starting' })
+      end
+    end,
+    on_exit = function(code, signal)
+      notify.reset()
+      if M._restarting then
+        return
+      end
+      -- Neovim itself says when a server quits with an error: no second message.
+      local how = (code ~= 0 or signal ~= 0) and ('exit %d, signal %d'):format(code, signal) or 'exit 0'
+      vim.schedule(function()
+        if #get_clients({ name = M.name }) == 0 then
+          status.set({ state = 'stopped', message = 'the server stopped (' .. how .. '); :PhiLspRestart' })
+        end
+      end)
+    end,
   }
 end
 
@@ -122,13 +180,24 @@ function M.setup(opts)
       end
     end,
   })
+  vim.api.nvim_create_autocmd('LspProgress', {
+    group = group,
+    callback = function(args)
+      local client = vim.lsp.get_client_by_id(args.data.client_id)
+      if client and client.name == M.name then
+        status.on_progress(args.data.params and args.data.params.value)
+      end
+    end,
+  })
   if vim.fn.executable(config.options.cmd[1]) ~= 1 then
-    vim.notify(
-      ('phi-lsp: %q not found; install phi-lsp (pip install phi-lsp) or pass cmd = {...} to setup()'):format(
+    -- Said once here; the server is not started (Neovim would say it again).
+    notify.notify(
+      ('%q not found: pip install the phi-lsp repository into your venv, or setup{ cmd = {...} }'):format(
         config.options.cmd[1]
       ),
       vim.log.levels.WARN
     )
+    return
   end
   if vim.lsp.config and vim.lsp.enable then
     vim.lsp.config(M.name, lsp_config())
@@ -152,6 +221,9 @@ end
 --- Change server settings at runtime (sent as workspace/didChangeConfiguration).
 ---@param changes table camelCase server settings, e.g. {verify = "prefer"}
 function M.set(changes)
+  if changes.python ~= nil then -- the plugin option's name, not the server's
+    changes = vim.tbl_extend('force', changes, { pythonPath = changes.python, python = nil })
+  end
   local settings = vim.tbl_extend('force', config.options.settings, changes)
   config.options.settings = settings
   if vim.lsp.config then
@@ -176,20 +248,23 @@ function M.toggle()
       require('phi_lsp.ghost').clear(buf)
     end
   end
-  vim.notify('phi-lsp suggestions ' .. (on and 'on' or 'off'))
+  notify.notify('suggestions ' .. (on and 'on' or 'off'))
 end
 
 --- Restart the server for every buffer it serves.
 function M.restart()
   local bufs = {}
+  M._restarting = true
   for _, client in ipairs(get_clients({ name = M.name })) do
     for buf in pairs(client.attached_buffers or {}) do
       bufs[#bufs + 1] = buf
     end
     compat.stop(client)
   end
-  status.state = { state = 'stopped' }
+  notify.reset()
+  status.set({ state = 'starting' })
   vim.defer_fn(function()
+    M._restarting = false
     for _, buf in ipairs(bufs) do
       if vim.api.nvim_buf_is_valid(buf) then
         vim.api.nvim_exec_autocmds('FileType', { buffer = buf })
@@ -206,7 +281,7 @@ function M.verify(done)
   local client = M.client(bufnr)
   if not client then
     local msg = 'phi-lsp is not attached to this buffer (see :checkhealth phi_lsp)'
-    vim.notify(msg, vim.log.levels.WARN)
+    notify.notify(msg, vim.log.levels.WARN)
     if done then
       done(nil, msg)
     end
@@ -218,18 +293,16 @@ function M.verify(done)
   compat.request(client, 'workspace/executeCommand', cmd, function(err, result)
     if err or type(result) ~= 'table' then
       local msg = 'phi-lsp verify failed: ' .. (err and err.message or 'no result')
-      vim.notify(msg, vim.log.levels.ERROR)
+      notify.notify(msg, vim.log.levels.ERROR)
       if done then
         done(nil, msg)
       end
       return
     end
+    -- The server's window/showMessage is this event's message (contracts §4);
+    -- the result shows as the badge, each example in :PhiLspVerify's log.
     status.show_verification(bufnr, line, result)
-    local lines = { 'phi-lsp: ' .. status.badge(result) .. ' (' .. (result.status or '?') .. ')' }
-    for _, r in ipairs(result.results or {}) do
-      lines[#lines + 1] = ('%s %s -> %s'):format(r.ok and '✓' or '✗', r.source or '', r.got or '')
-    end
-    vim.notify(table.concat(lines, '\n'), result.status == 'passed' and vim.log.levels.INFO or vim.log.levels.WARN)
+    M.last_verify = result
     if done then
       done(result, nil)
     end
