@@ -19,7 +19,13 @@ import torch
 
 from model_runtime.kv_cache import PrefixCache
 from model_runtime.sampling import TextDecoder, TokenTable, sample
-from model_runtime.types import EngineInfo, Generation, GenerationError, GenerationRequest
+from model_runtime.types import (
+    EngineInfo,
+    Generation,
+    GenerationError,
+    GenerationRequest,
+    first_stop,
+)
 
 log = logging.getLogger(__name__)
 
@@ -342,7 +348,7 @@ class LocalEngine:
             before = len(text)
             text = decoder.push(tok)
             if stops:
-                cut = _first_stop(text, stops, max(0, before - longest_stop + 1))
+                cut = first_stop(text, stops, max(0, before - longest_stop + 1))
                 if cut is not None:
                     text, reason = text[:cut], "stop"
                     break
@@ -493,8 +499,3 @@ def _generator(seed: int | None, device: torch.device) -> torch.Generator:
     else:
         g.manual_seed(seed)
     return g
-
-
-def _first_stop(text: str, stops: tuple[str, ...], start: int) -> int | None:
-    hits = [i for s in stops if (i := text.find(s, start)) >= 0]
-    return min(hits) if hits else None

@@ -15,18 +15,17 @@ import logging
 import math
 import os
 import re
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from model_runtime.types import Engine, EngineInfo, ModelLoadError
+from model_runtime import download as download_mod
+from model_runtime.progress import ProgressFn, Reporter, library_progress
+from model_runtime.types import DEVICES, DTYPES, Engine, EngineInfo, ModelLoadError
 
 log = logging.getLogger(__name__)
 
-DEVICES = ("auto", "cpu", "cuda")
-DTYPES = ("auto", "float16", "bfloat16", "float32", "int8")
 WEIGHT_FILES = (
     "model.safetensors",
     "model.safetensors.index.json",
@@ -153,7 +152,16 @@ def resolve_dtype(dtype: str, device: str) -> str:
 # --- engines ------------------------------------------------------------------------
 
 
-def load_engine(spec: str, device: str = "auto", dtype: str = "auto", **options: object) -> Engine:
+def load_engine(
+    spec: str,
+    device: str = "auto",
+    dtype: str = "auto",
+    *,
+    progress: ProgressFn | None = None,
+    **options: object,
+) -> Engine:
+    """``progress`` hears the long first steps of a local model: the download of a hub
+    id that is not cached, the build of ``tiny``, the load (``model_runtime.progress``)."""
     p = parse_spec(spec)
     if p.kind == "replay":
         from model_runtime.backends.replay import ReplayEngine
@@ -166,7 +174,9 @@ def load_engine(spec: str, device: str = "auto", dtype: str = "auto", **options:
         from model_runtime.backends.openai import OpenAIEngine
 
         return OpenAIEngine(p.target, **options)  # type: ignore[arg-type]
-    model, tokenizer, info = load_model_and_tokenizer(spec, device=device, dtype=dtype)
+    model, tokenizer, info = load_model_and_tokenizer(
+        spec, device=device, dtype=dtype, progress=progress
+    )
     import inspect
 
     from model_runtime.engine import LocalEngine
@@ -181,9 +191,16 @@ def load_engine(spec: str, device: str = "auto", dtype: str = "auto", **options:
 
 
 def load_model_and_tokenizer(
-    spec: str, device: str = "auto", dtype: str = "auto"
+    spec: str,
+    device: str = "auto",
+    dtype: str = "auto",
+    *,
+    progress: ProgressFn | None = None,
 ) -> tuple[Any, Any, EngineInfo]:
-    """(model on its device/dtype in eval mode, PreTrainedTokenizerFast, EngineInfo)."""
+    """(model on its device/dtype in eval mode, PreTrainedTokenizerFast, EngineInfo).
+
+    A hub id that is not cached is downloaded first (``download.download``); offline or
+    unreachable, that is a ``ModelUnavailable`` before torch is imported."""
     p = parse_spec(spec)
     if p.kind in ("replay", "openai"):
         raise ModelLoadError(f"{spec}: not a local transformers model")
@@ -197,19 +214,25 @@ def load_model_and_tokenizer(
         from model_runtime import tiny
 
         try:
-            path = tiny.ensure_tiny(progress=lambda m: log.info("%s", m))
+            path = tiny.ensure_tiny(progress=progress)
         except OSError as e:
             raise ModelLoadError(
                 f"tiny: cannot build the tiny model in {tiny.tiny_model_dir()}: {e}; "
                 "set PHI_LSP_CACHE_DIR to a writable directory"
             ) from e
-        return _load_pretrained(spec, str(path), str(path), dev, dt, local_only=True)
+        return _load_pretrained(spec, str(path), str(path), dev, dt, True, progress)
     if p.kind == "dir":
         _check_model_dir(Path(p.target))
-        return _load_pretrained(spec, p.target, p.target, dev, dt, local_only=True)
+        return _load_pretrained(spec, p.target, p.target, dev, dt, True, progress)
     assert hub is not None
     source, local_only = hub
-    return _load_pretrained(spec, p.target, source, dev, dt, local_only=local_only)
+    if source is None:  # not cached, the hub reachable: fetch it, with progress
+        from model_runtime.download import download
+
+        where = str(download(p.target, progress=progress))
+        source = f"{p.target} (Hugging Face cache)"
+        return _load_pretrained(spec, where, source, dev, dt, True, progress)
+    return _load_pretrained(spec, p.target, source, dev, dt, local_only, progress)
 
 
 def _check_model_dir(path: Path) -> None:
@@ -230,15 +253,22 @@ def _torch_dtype(name: str) -> Any:
 
 
 def _load_pretrained(
-    spec: str, where: str, source: str, device: str, dtype: str, *, local_only: bool
+    spec: str,
+    where: str,
+    source: str,
+    device: str,
+    dtype: str,
+    local_only: bool,
+    progress: ProgressFn | None = None,
 ) -> tuple[Any, Any, EngineInfo]:
-    """``from_pretrained`` for a directory or a hub id (already checked: cached or online)."""
+    """``from_pretrained`` for a directory or a cached hub id. Its "Loading weights" bar
+    becomes ``Progress("load", ...)`` (never a bar on stderr: editors show that as errors)."""
     import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    # Its "Loading weights" bar would land in editors' logs and the CLI's stderr on every
-    # load; the caller reports loading itself ($/progress, CLI progress lines).
     transformers.utils.logging.disable_progress_bar()
+    reporter = Reporter(progress, "load", f"loading {spec}", None, unit="tensors")
+    reporter.update(0)
     version = tuple(int(x) for x in re.findall(r"\d+", transformers.__version__)[:2])
     # transformers 5 always loads low-memory (meta, then the weights); 4.x needs asking,
     # and called the dtype argument torch_dtype before 4.56.
@@ -249,8 +279,9 @@ def _load_pretrained(
     if device == "cuda":
         kwargs["device_map"] = "cuda"  # accelerate places the weights straight on the GPU
     try:
-        model = AutoModelForCausalLM.from_pretrained(where, **kwargs)
-        tokenizer = AutoTokenizer.from_pretrained(where, local_files_only=local_only)
+        with library_progress(reporter):
+            model = AutoModelForCausalLM.from_pretrained(where, **kwargs)
+            tokenizer = AutoTokenizer.from_pretrained(where, local_files_only=local_only)
     except ModelLoadError:
         raise
     except Exception as e:  # OSError, hub errors, bad config/weights: one clear message
@@ -258,6 +289,7 @@ def _load_pretrained(
     if device == "cpu":
         model.to("cpu")
     model.eval().requires_grad_(False)  # inference only: no autograd bookkeeping
+    reporter.update(1, total=1)
     return model, tokenizer, _info(spec, source, model, device, dtype)
 
 
@@ -331,66 +363,41 @@ def _load_random(p: Spec, device: str, dtype: str) -> tuple[Any, Any, EngineInfo
     return model, tokenizer, _info(p.text, source, model, device, dtype)
 
 
-# --- the hub, offline ---------------------------------------------------------------
+# --- the hub ---------------------------------------------------------------------------
+
+_offline = download_mod.offline
+_hub_reachable = download_mod.hub_reachable
+hub_cached_file = download_mod.cached_file
 
 
-def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on") or (
-        os.environ.get("TRANSFORMERS_OFFLINE", "").lower() in ("1", "true", "yes", "on")
-    )
-
-
-def _hub_reachable(timeout_s: float = 2.0) -> bool:
-    """A quick TCP connect to the hub endpoint: with no network, from_pretrained would
-    otherwise wait out its own (long) timeouts before saying so."""
-    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
-    port = url.port or (443 if url.scheme == "https" else 80)
-    try:
-        with socket.create_connection((url.hostname or "", port), timeout=timeout_s):
-            return True
-    except OSError:
-        return False
-
-
-def hub_cached_file(repo_id: str, filename: str) -> str | None:
-    """Path of ``filename`` of ``repo_id`` in the local HF cache, or None."""
-    from huggingface_hub import try_to_load_from_cache
-
-    try:
-        hit = try_to_load_from_cache(repo_id, filename)
-    except Exception:  # a malformed id: treated as not cached
-        return None
-    return hit if isinstance(hit, str) else None
-
-
-def _hub_source(repo_id: str) -> tuple[str, bool]:
-    """Check that ``repo_id`` can be loaded (cached, or the hub reachable); return where
-    it comes from and whether to load from local files only (cached and offline or
-    unreachable: a cached model never waits on the network)."""
-    cached = hub_cached_file(repo_id, "config.json") is not None and any(
-        hub_cached_file(repo_id, f) for f in WEIGHT_FILES
-    )
-    if cached:
+def _hub_source(repo_id: str) -> tuple[str | None, bool]:
+    """Where ``repo_id`` loads from and whether from local files only (cached and
+    offline or unreachable: a cached model never waits on the network). (None, True):
+    not cached and the hub reachable, to be downloaded. Not cached and no hub:
+    ModelUnavailable, fast (before torch is imported)."""
+    if download_mod.is_cached(repo_id):
         return f"{repo_id} (Hugging Face cache)", _offline() or not _hub_reachable()
     if _offline():
-        why = "offline mode is on (HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE)"
-    elif not _hub_reachable():
-        why = "the hub (huggingface.co) cannot be reached"
-    else:
-        log.info("downloading %s from the Hugging Face hub", repo_id)
-        return f"{repo_id} (Hugging Face hub)", False
-    raise ModelLoadError(not_cached_message(repo_id, why))
+        raise not_cached_error(repo_id, "offline")
+    if not _hub_reachable():
+        raise not_cached_error(repo_id, "unreachable")
+    return None, True
 
 
-def not_cached_message(repo_id: str, why: str) -> str:
-    from huggingface_hub import constants
-
-    return (
-        f"the weights of {repo_id} are not in the local Hugging Face cache "
-        f"({constants.HF_HUB_CACHE}) and {why}. Get them once with "
-        f"`hf download {repo_id}` (or `huggingface-cli download {repo_id}`) where there is "
-        "network, or pass a directory saved with save_pretrained (--model /path/to/model). "
-        "`--model tiny` works offline."
+def not_cached_error(repo_id: str, why: str) -> download_mod.ModelUnavailable:
+    """Offline or unreachable: the same error ``download`` raises."""
+    if why == "offline":
+        return download_mod.ModelUnavailable(
+            repo_id,
+            "offline",
+            f"{repo_id} is not downloaded yet, and offline mode is on (HF_HUB_OFFLINE).",
+            "offline mode is on (HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE)",
+        )
+    return download_mod.ModelUnavailable(
+        repo_id,
+        "unreachable",
+        f"{repo_id} is not downloaded yet, and the Hugging Face hub cannot be reached.",
+        f"the hub ({download_mod.endpoint()}) cannot be reached",
     )
 
 
@@ -462,15 +469,15 @@ def _describe_hub(repo_id: str, out: dict[str, Any]) -> Path | None:
     weights = any(hub_cached_file(repo_id, f) for f in WEIGHT_FILES)
     out.update(source=f"{repo_id} (Hugging Face hub)", weights_present=weights)
     if cfg_file is None or not weights:
-        if _offline():
-            why = "offline mode is on (HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE)"
-        elif not _hub_reachable():
-            why = "the hub (huggingface.co) cannot be reached"
+        why = "offline" if _offline() else "unreachable" if not _hub_reachable() else ""
+        if not why:
+            out["note"] = (
+                f"not downloaded yet: first use downloads it, or `phi-lsp model download {repo_id}`"
+            )
+        elif cfg_file is None:
+            raise not_cached_error(repo_id, why)
         else:
-            why = "they would be downloaded on first use"
-        if cfg_file is None and why != "they would be downloaded on first use":
-            raise ModelLoadError(not_cached_message(repo_id, why))
-        out["note"] = not_cached_message(repo_id, why)
+            out["note"] = str(not_cached_error(repo_id, why))
     if cfg_file is None:
         return None
     out["source"] = f"{repo_id} (Hugging Face cache: {Path(cfg_file).parent})"

@@ -1,4 +1,7 @@
-"""Plain data types of the model runtime. No torch here: importing this is free."""
+"""Plain data types, constants and the ``Backend`` protocol of the model runtime.
+
+No torch here: importing this is free (``phi-lsp --help`` and the settings use it).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,10 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 FinishReason = Literal["eos", "length", "stop", "stop_fn", "cancelled"]
+
+# What ``load_engine`` accepts (the CLI's choices and the settings' checks read these).
+DEVICES = ("auto", "cpu", "cuda")
+DTYPES = ("auto", "float16", "bfloat16", "float32", "int8")
 
 
 class ModelLoadError(RuntimeError):
@@ -69,10 +76,23 @@ class EngineInfo:
         return dict(self.__dict__)
 
 
-class Engine(Protocol):
-    """What every backend offers. Not thread-safe: one Worker thread owns it."""
+def first_stop(text: str, stops: tuple[str, ...], start: int = 0) -> int | None:
+    """Index of the earliest stop string in ``text`` at or after ``start`` (empty ones
+    never match), or None."""
+    hits = [i for s in stops if s and (i := text.find(s, start)) >= 0]
+    return min(hits) if hits else None
 
-    info: EngineInfo
+
+class Backend(Protocol):
+    """What generates text: the local engine, ``replay:``, ``openai:`` and the Worker
+    (which runs one of those on its own thread) all offer this.
+
+    ``count_tokens`` may be called from any thread (it reads the tokenizer, never the
+    model); ``generate`` is not thread-safe for an engine: one Worker thread owns it.
+    """
+
+    @property
+    def info(self) -> EngineInfo: ...
 
     def count_tokens(self, text: str) -> int: ...
 
@@ -84,3 +104,6 @@ class Engine(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+Engine = Backend  # the name the loader and the contracts use for a single-thread backend

@@ -4,10 +4,16 @@ Like a llama.cpp server slot: requests run one at a time, a newer request for th
 same document (``request.key``) supersedes the older one, and cancellation is
 checked between two tokens, so the device is free again within one token. Errors
 come back on the request's future; the thread keeps serving.
+
+A Worker is itself a ``Backend``: ``generate`` blocks on a submitted request (polling
+``should_stop``), ``info`` waits for the load, ``count_tokens`` asks the loaded engine
+from the caller's thread (tokenizers are safe to share; queueing the count behind the
+running generation would make every keystroke wait for the stale one).
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import sys
 import threading
@@ -61,6 +67,7 @@ class Worker:
         self._closing = False
         self._ready: Future[EngineInfo] = Future()
         self._load_error: BaseException | None = None
+        self._engine: Engine | None = None  # set once loaded, for count_tokens
         self.stats: dict[str, int] = {
             "requests": 0,
             "completed": 0,
@@ -99,6 +106,39 @@ class Worker:
             self._queue.append(job)
             self._cond.notify_all()
         return job.future
+
+    # -- the Backend protocol --
+
+    @property
+    def info(self) -> EngineInfo:
+        """The engine's info; waits for the load (raises its ModelLoadError)."""
+        return self._ready.result()
+
+    def count_tokens(self, text: str) -> int:
+        """The loaded engine's count, on the caller's thread; waits for the load."""
+        self._ready.result()
+        engine = self._engine
+        if engine is None or self._closing:
+            raise GenerationError("the model worker is shut down")
+        return engine.count_tokens(text)
+
+    def generate(
+        self, request: GenerationRequest, should_stop: Callable[[], bool] | None = None
+    ) -> Generation:
+        """``submit`` and wait; ``should_stop()`` becoming true cancels the request."""
+        fut = self.submit(request)
+        while True:
+            try:
+                return fut.result(timeout=0.02)
+            except concurrent.futures.TimeoutError:
+                if should_stop is not None and should_stop():
+                    fut.cancel()
+                    return _cancelled()
+            except concurrent.futures.CancelledError:
+                return _cancelled()
+
+    def close(self) -> None:
+        self.shutdown(wait=True)
 
     def shutdown(self, wait: bool = True, timeout: float | None = None) -> None:
         """Cancel what is queued, stop the running request within a token, close the engine."""
@@ -143,6 +183,7 @@ class Worker:
             for job in pending:
                 _settle(job.future, error=err)
             return
+        self._engine = engine
         _settle(self._ready, result=engine.info)
         try:
             while True:

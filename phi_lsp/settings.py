@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from model_runtime.types import DEVICES, DTYPES
+
 VERIFY_MODES = ("off", "prefer", "require")
-DEVICES = ("auto", "cpu", "cuda")
-DTYPES = ("auto", "float16", "bfloat16", "float32", "int8")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 

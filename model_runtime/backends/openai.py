@@ -42,6 +42,7 @@ from model_runtime.types import (
     GenerationError,
     GenerationRequest,
     ModelLoadError,
+    first_stop,
 )
 
 log = logging.getLogger(__name__)
@@ -129,11 +130,6 @@ def redact_url(url: str) -> str:
     if parts.port:
         host += f":{parts.port}"
     return urllib.parse.urlunsplit((parts.scheme, host, parts.path, parts.query, ""))
-
-
-def _first_stop(text: str, stops: tuple[str, ...]) -> int | None:
-    hits = [i for s in stops if s and (i := text.find(s)) >= 0]
-    return min(hits) if hits else None
 
 
 @dataclass
@@ -423,7 +419,7 @@ class OpenAIEngine:
     def _check_stops(self, c: _Choice, request: GenerationRequest, need_prefix: str) -> None:
         if need_prefix and len(c.text) < len(need_prefix):
             return  # still inside the forced prefix
-        hit = _first_stop(c.text, request.stop)
+        hit = first_stop(c.text, request.stop)
         if hit is not None:
             c.text, c.finish = c.text[:hit], "stop"
         elif request.stop_fn is not None and request.stop_fn(c.text):

@@ -13,7 +13,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from model_runtime.types import EngineInfo, Generation, GenerationRequest, ModelLoadError
+from model_runtime.types import (
+    EngineInfo,
+    Generation,
+    GenerationRequest,
+    ModelLoadError,
+    first_stop,
+)
 
 # Roughly what a code BPE makes: a run of spaces, a word with its leading space,
 # a number, or a single other character.
@@ -64,7 +70,7 @@ class ReplayEngine:
                 time.sleep(self._delay_s)
             out += piece
             n += 1
-            hit = _first_stop(out, request.stop)
+            hit = first_stop(out, request.stop)
             if hit is not None:
                 out, reason = out[:hit], "stop"
                 break
@@ -83,8 +89,3 @@ class ReplayEngine:
 
     def close(self) -> None:
         pass
-
-
-def _first_stop(text: str, stops: tuple[str, ...]) -> int | None:
-    hits = [i for s in stops if s and (i := text.find(s)) >= 0]
-    return min(hits) if hits else None

@@ -298,3 +298,50 @@ def test_a_fatal_error_in_the_engine_fails_every_future_instead_of_hanging() -> 
     finally:
         w.shutdown()
     assert eng.closed
+
+
+def test_worker_is_a_backend_count_tokens_answers_while_a_generation_runs() -> None:
+    engine = SlowEngine(step_s=0.05)
+    w = Worker(lambda: engine)
+    try:
+        assert w.info.spec == "slow"  # waits for the load
+        running = w.submit(GenerationRequest(prompt="long", max_new_tokens=100))
+        assert engine.running.wait(5)
+        t0 = time.perf_counter()
+        assert w.count_tokens("def f ( x ) :") == 6
+        assert time.perf_counter() - t0 < 0.5  # not queued behind the 5 s generation
+        assert not running.done()
+        running.cancel()
+    finally:
+        w.shutdown()
+
+
+def test_worker_generate_blocks_and_should_stop_cancels() -> None:
+    w = Worker(lambda: SlowEngine(step_s=0.01))
+    try:
+        gen = w.generate(GenerationRequest(prompt="p", max_new_tokens=3))
+        assert (gen.text, gen.finish_reason) == ("xxx", "length")
+        t0 = time.perf_counter()
+        stop_at = t0 + 0.1
+        gen = w.generate(
+            GenerationRequest(prompt="q", max_new_tokens=10_000),
+            should_stop=lambda: time.perf_counter() > stop_at,
+        )
+        assert gen.finish_reason == "cancelled"
+        assert time.perf_counter() - t0 < 2
+    finally:
+        w.close()
+    with pytest.raises(GenerationError, match="shut down"):
+        w.count_tokens("x")
+
+
+def test_worker_info_and_count_raise_the_load_error() -> None:
+    def load() -> SlowEngine:
+        raise ModelLoadError("no such model")
+
+    w = Worker(load)
+    with pytest.raises(ModelLoadError, match="no such model"):
+        _ = w.info
+    with pytest.raises(ModelLoadError, match="no such model"):
+        w.count_tokens("x")
+    w.shutdown()
