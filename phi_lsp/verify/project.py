@@ -61,6 +61,7 @@ class Project:
     sys_path: tuple[str, ...]  # package root, pytest's pythonpath, the interpreter's own
     optionflags: tuple[str, ...]  # doctest_optionflags names
     config: str | None = None  # the pytest config file read, if any
+    file: str | None = None  # the module's absolute path (None: an unsaved buffer)
 
     def describe(self) -> dict:
         """The ``python`` object of ``phi-lsp verify --json``."""
@@ -68,6 +69,19 @@ class Project:
             "path": self.python,
             "reason": self.python_reason,
             "version": self.python_version,
+        }
+
+    def job(self, source: str, function: str, examples: Sequence[dict]) -> dict:
+        """The job fields of contract §3 that come from the project (the sandbox adds
+        ``nonce``, ``limits`` and ``timeout_s``): what ``_exec.run`` imports and runs."""
+        return {
+            "sys_path": list(self.sys_path),
+            "module_name": self.module_name,
+            "package": self.package,
+            "path": self.file,
+            "source": source,
+            "function": function,
+            "examples": [dict(e) for e in examples],
         }
 
     def as_dict(self) -> dict:
@@ -402,4 +416,5 @@ def resolve(
         sys_path=sys_path,
         optionflags=optionflags,
         config=str(config_path) if config_path else None,
+        file=str(file),
     )
