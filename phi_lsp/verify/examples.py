@@ -8,34 +8,65 @@ Two kinds of check come out:
 - ``call``: the informal styles real docstrings use, one example per logical line:
   ``f(x) == y``, ``f(x) -> y``, ``f(x) => y``, ``f(x) ==> y``, ``f(x) ➞ y``,
   ``f(x) returns y``, ``f(x) should return y``, ``f(x) = y``, ``f(x)  # returns y``,
-  and ``Input: ... / Output: ...`` pairs.
+  ``f(x) -> 7 - 2 = 5`` (worked arithmetic that gives the result written),
+  ``Input: ... / Output: ...`` pairs, parameters bound by name
+  (``For lst = [1, 2] the output should be 3``, ``For s = "ab", c = "a", the result
+  should be ('b', False)``, and a line ``arr = [2, 1]`` followed by ``return [1, 2]``),
+  and examples that all call one other name where the function's own never appears
+  (a function renamed after its docstring was written).
 
 Precision comes first: a check that fails on a correct implementation is a false
-alarm that hides good suggestions. So an informal example is kept only when the left
-side is a call of the function itself whose arguments are all Python literals, and the
-right side is a Python literal; anything else is reported in ``skipped`` with a reason.
+alarm that hides good suggestions. So an informal example is kept only when the call's
+arguments are all Python literals that bind to the signature, and the result is a
+Python literal; anything else is reported in ``skipped`` with a reason.
+
+Bounded work: extraction is linear in the docstring's size (each line is scanned a
+constant number of times; a call's extent is found by bracket matching, never by
+trying every split), with caps on the docstring's length (:data:`MAX_DOCSTRING_CHARS`),
+an informal example's length (:data:`MAX_EXAMPLE_CHARS`) and the examples per function
+(:data:`MAX_EXAMPLES`); past a cap the rest is reported in ``skipped``. ``deadline``
+(a ``time.monotonic()`` value) stops a run that takes longer: nothing is run then.
 """
 
 from __future__ import annotations
 
 import ast
+import builtins
 import doctest
 import re
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 
 from phi_lsp.verify import compare  # noqa: F401  (registers pytest's doctest flag names)
 
+MAX_DOCSTRING_CHARS = 100_000  # longer docstrings are not read for examples
+MAX_EXAMPLE_CHARS = 4_000  # an informal example's logical line
+MAX_EXAMPLES = 100  # checks per function; the rest are reported as skipped
+MAX_FUNCTIONS_PER_FILE = 2_000  # for callers that extract a whole file
+_MAX_LINES_JOINED = 12
+
 # Longest first: "==>" must win over "==" and "=", "=>" over "=".
 _ARROWS = ("==>", "==", "=>", "->", "➞", "→", "⇒", "=")
-_WORDS = (" should return ", " returns ", " return ")
+_WORDS = ("should return", "returns", "return")
 _BULLET = re.compile(r"^(?:[-*•]\s+|\d+[.)]\s+)")
 _LEAD = re.compile(
-    r"^(?:e\.g\.|i\.e\.|example\s*\d*\s*:|examples?\s*:|for example\s*[:,])\s*", re.I
+    r"^(?:e\.g\.|i\.e\.|example(?:\s*\d+)?\s*:|examples?\s*:|for example\s*[:,])\s*", re.I
 )
 _INPUT = re.compile(r"^input\s*:\s*(.*)$", re.I)
 _OUTPUT = re.compile(r"^output\s*:\s*(.*)$", re.I)
-_MAX_LINES_JOINED = 12
+_NAME_CALL = re.compile(r"([A-Za-z_]\w*)[ \t]*\(")
+_BINDING = re.compile(r"[ \t]*([A-Za-z_]\w*)[ \t]*=(?![=>])[ \t]*")
+_JOINER = re.compile(r"[ \t]*(?:,|\band\b)[ \t]*")
+_WORD_TOKEN = re.compile(r"[-+]?[\w.]+")
+# "the output should be", "the result is", "should return", "returns", "=>", ...
+_RESULT_MARKER = re.compile(
+    r"\b(?:the[ \t]+)?(?:output|result|answer|return[ \t]+value)[ \t]+"
+    r"(?:should[ \t]+be|will[ \t]+be|would[ \t]+be|is)\b[ \t]*:?|\bshould[ \t]+return\b",
+    re.I,
+)
+_RETURN_LINE = re.compile(r"^(?:return|returns|output|result)\b[ \t]*[:=]?[ \t]*(.*)$", re.I)
+_BUILTIN_NAMES = frozenset(dir(builtins))
 
 
 @dataclass(frozen=True)
@@ -75,23 +106,73 @@ class ExtractResult:
     skipped: list[Skipped]
 
 
+class _OutOfTime(Exception):
+    pass
+
+
+@dataclass
+class _Ctx:
+    """What every rule needs: the function, its signature, the time budget."""
+
+    name: str
+    params: Sequence[str] | None
+    required: int | None
+    deadline: float | None
+    equals_is_definition: bool = False
+
+    def tick(self) -> None:
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise _OutOfTime
+
+
 def extract(
     docstring: str,
     function_name: str,
     params: Sequence[str] | None = None,
     required: int | None = None,
+    *,
+    deadline: float | None = None,
+    module_names: Collection[str] = (),
 ) -> ExtractResult:
     """All examples of ``function_name`` found in ``docstring``.
 
     ``docstring`` is the raw string value (not cleaned), so that line numbers match the
     file. ``params``, when known, are the function's parameter names (without ``self``);
     they let ``Input: a = 1, b = 2`` become a keyword call and reject calls that cannot
-    bind; ``required`` is how many of them have no default. ``function_name`` may be ``Class.method``: only doctests are taken then, as
-    an informal ``method(x)`` has no instance to run on.
+    bind; ``required`` is how many of them have no default. ``function_name`` may be
+    ``Class.method``: only doctests are taken then, as an informal ``method(x)`` has no
+    instance to run on. ``deadline`` is a ``time.monotonic()`` value: past it, nothing
+    is returned to run and ``skipped`` says why. ``module_names`` are the names the
+    module defines: examples calling one of them are never read as this function's.
     """
+    if len(docstring) > MAX_DOCSTRING_CHARS:
+        why = (
+            f"the docstring is {len(docstring)} characters long; examples are read "
+            f"from docstrings up to {MAX_DOCSTRING_CHARS}"
+        )
+        return ExtractResult([], [Skipped(0, "", why)])
+    ctx = _Ctx(function_name.rsplit(".", 1)[-1], params, required, deadline)
+    try:
+        checks, skipped = _extract(docstring, function_name, ctx, module_names)
+    except _OutOfTime:
+        why = "reading the examples took longer than its time budget; none are run"
+        return ExtractResult([], [Skipped(0, "", why)])
+    checks.sort(key=lambda c: c.line)
+    if len(checks) > MAX_EXAMPLES:
+        rest = checks[MAX_EXAMPLES:]
+        why = f"{len(rest)} more examples past the first {MAX_EXAMPLES} are not run"
+        skipped.append(Skipped(rest[0].line, rest[0].source.strip()[:200], why))
+        checks = checks[:MAX_EXAMPLES]
+    return ExtractResult(checks, skipped)
+
+
+def _extract(
+    docstring: str, function_name: str, ctx: _Ctx, module_names: Collection[str]
+) -> tuple[list[Check], list[Skipped]]:
     checks: list[Check] = []
     skipped: list[Skipped] = []
     doctest_lines: set[int] = set()
+    is_method = "." in function_name
     try:
         parts = doctest.DocTestParser().parse(docstring, function_name)
     except ValueError as e:  # e.g. inconsistent indentation in a >>> block
@@ -100,17 +181,18 @@ def extract(
         for i, text in enumerate(docstring.splitlines()):
             if text.lstrip().startswith((">>>", "...")):
                 doctest_lines.add(i)
+    ctx.tick()
     for part in parts:
         if not isinstance(part, doctest.Example):
             continue
+        ctx.tick()
         want_lines = part.want.splitlines(keepends=True)
-        cut = _informal_in_want(want_lines, function_name)
+        cut = None if is_method else _informal_in_want(want_lines, ctx)
         if cut is not None and part.exc_msg is None:
             # ">>> f(1)\n2\nf(2) == 4" with no blank line between: doctest would read
             # "f(2) == 4" as more expected output; the author meant another example.
             part.want = "".join(want_lines[:cut])
-        src_lines = part.source.count("\n")
-        n_lines = src_lines + part.want.count("\n")
+        n_lines = part.source.count("\n") + part.want.count("\n")
         doctest_lines.update(range(part.lineno, part.lineno + max(n_lines, 1)))
         options = {
             name: part.options[flag]
@@ -123,6 +205,7 @@ def extract(
         want, style = part.want, ">>>"
         if not want and _is_comparison(part.source):
             # ">>> f(x) == y" with no output line: the author means "this is True".
+            # (pytest fails such an example whatever f does; this reading is deliberate.)
             want, style = "True\n", ">>> comparison"
         checks.append(
             Check(
@@ -135,37 +218,38 @@ def extract(
                 options=options,
             )
         )
-    short = function_name.rsplit(".", 1)[-1]
     lines = docstring.splitlines()
-    if "." in function_name:
+    if is_method:
         for i, text in enumerate(lines):
-            if i not in doctest_lines and _calls(text, short):
+            if i not in doctest_lines and _calls(text, ctx.name):
                 skipped.append(
                     Skipped(i, text.strip(), "informal example of a method: no instance to run")
                 )
-        return ExtractResult(checks, skipped)
-    informal, informal_skipped = _informal(lines, short, params, required, doctest_lines)
+        return checks, skipped
+    informal, informal_skipped = _informal(lines, ctx, doctest_lines)
+    if not informal and not any(_calls(t, ctx.name) for t in lines):
+        informal, alias_skipped = _aliased(lines, ctx, doctest_lines, module_names)
+        informal_skipped.extend(alias_skipped)
     checks.extend(informal)
     skipped.extend(informal_skipped)
-    checks.sort(key=lambda c: c.line)
-    return ExtractResult(checks, skipped)
+    return checks, skipped
 
 
-def _informal_in_want(want_lines: list[str], function_name: str) -> int | None:
+def _informal_in_want(want_lines: list[str], ctx: _Ctx) -> int | None:
     """Index of the first want line (after the first) that is an informal example."""
-    if "." in function_name:
-        return None
     for k, text in enumerate(want_lines[1:], start=1):
-        check, _ = _parse_example(_clean(text), function_name, None, None, False)
-        if check is not None:
-            return k
+        cleaned = _clean(text)
+        if len(cleaned) <= MAX_EXAMPLE_CHARS and _calls(cleaned, ctx.name):
+            check, _ = _parse_example(cleaned, ctx)
+            if check is not None:
+                return k
     return None
 
 
 def _is_comparison(source: str) -> bool:
     try:
         tree = ast.parse(source)
-    except SyntaxError:
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
         return False
     return (
         len(tree.body) == 1
@@ -181,68 +265,17 @@ def _error_line(message: str) -> int:
 
 
 def _calls(text: str, name: str) -> bool:
-    return re.search(rf"(?<![\w.]){re.escape(name)}\s*\(", text) is not None
+    return re.search(rf"(?<![\w.]){re.escape(name)}[ \t]*\(", text) is not None
 
 
-# --- informal examples ------------------------------------------------------------------
+# --- scanning ---------------------------------------------------------------------------------
 
 
-def _informal(
-    lines: list[str],
-    name: str,
-    params: Sequence[str] | None,
-    required: int | None,
-    taken: set[int],
-) -> tuple[list[Check], list[Skipped]]:
-    checks: list[Check] = []
-    skipped: list[Skipped] = []
-    # "f(n) = 1 + n / 2" defines f in maths notation: "=" is no example marker then.
-    equals_is_definition = any(_is_definition(t, name) for t in lines)
-    i = 0
-    while i < len(lines):
-        if i in taken:
-            i += 1
-            continue
-        text = _clean(lines[i])
-        m_in = _INPUT.match(text)
-        if m_in:
-            i = _input_output(
-                lines, i, m_in.group(1), name, params, required, taken, checks, skipped
-            )
-            continue
-        if not _calls(text, name):
-            i += 1
-            continue
-        # A call whose brackets close on a later line (a list written over lines).
-        start, logical = i, text
-        while _open_brackets(logical) > 0 and i + 1 < len(lines) and i - start < _MAX_LINES_JOINED:
-            if i + 1 in taken:
-                break
-            i += 1
-            logical += " " + _clean(lines[i])
-        i += 1
-        check, reason = _parse_example(logical, name, params, required, equals_is_definition)
-        if check is not None:
-            checks.append(
-                Check("call", check[0], check[1], start, style=check[2]),
-            )
-        elif reason:
-            skipped.append(Skipped(start, logical, reason))
-    return checks, skipped
-
-
-def _clean(text: str) -> str:
-    text = text.strip()
-    text = _BULLET.sub("", text)
-    for _ in range(2):
-        text = _LEAD.sub("", text)
-    return text.strip()
-
-
-def _code_chars(text: str) -> Iterator[tuple[int, str]]:
+def _code_chars(text: str, start: int = 0) -> Iterator[tuple[int, str]]:
     """(index, char) of ``text`` outside string literals (a rough one-line scan)."""
     quote, escaped = "", False
-    for k, ch in enumerate(text):
+    for k in range(start, len(text)):
+        ch = text[k]
         if quote:
             if escaped:
                 escaped = False
@@ -261,67 +294,192 @@ def _open_brackets(text: str) -> int:
     return sum((ch in "([{") - (ch in ")]}") for _, ch in _code_chars(text))
 
 
-def _is_definition(text: str, name: str) -> bool:
-    m = re.match(rf"\s*{re.escape(name)}\s*\((.*?)\)\s*=(?![=>])", _clean(text))
-    if not m:
+def _close_of(text: str, open_at: int) -> int:
+    """Index of the bracket closing the one at ``open_at``, or -1 (one linear scan)."""
+    depth = 0
+    for k, ch in _code_chars(text, open_at):
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+            if depth == 0:
+                return k
+    return -1
+
+
+def _literal_end(text: str, i: int) -> int:
+    """End of the literal-looking span starting at ``i`` (a string, a bracketed value or
+    one word such as ``-1.5``/``True``), or -1."""
+    if i >= len(text):
+        return -1
+    ch = text[i]
+    if ch in "'\"":
+        escaped = False
+        for k in range(i + 1, len(text)):
+            c = text[k]
+            if escaped:
+                escaped = False
+            elif c == "\\":
+                escaped = True
+            elif c == ch:
+                return k + 1
+        return -1
+    if ch in "([{":
+        close = _close_of(text, i)
+        return close + 1 if close >= 0 else -1
+    m = _WORD_TOKEN.match(text, i)
+    return m.end() if m else -1
+
+
+def _is_literal(src: str) -> bool:
+    try:
+        ast.literal_eval(ast.parse(src, mode="eval").body)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
         return False
-    call = _parse_call(f"{name}({m.group(1)})", name, None)
-    return call is None
+    return True
 
 
-def _parse_example(
-    text: str,
-    name: str,
-    params: Sequence[str] | None,
-    required: int | None,
-    equals_is_definition: bool,
-) -> tuple[tuple[str, str, str] | None, str]:
-    """(call source, expected source, style), or None and why it was skipped."""
-    for word in ("assert ", "for "):  # "assert f(1) == 2", "for f(1) == 2" (after "For example")
-        if text.startswith(word) and _calls(text[len(word) :].lstrip()[: len(name) + 1], name):
-            text = text[len(word) :].lstrip()
-    # "f(x)  # returns y" / "f(x) # => y": the comment holds the result.
-    text = re.sub(r"\s+#\s*(?=(?:returns?|should return|==>|==|=>|->|➞)\s)", " ", text)
-    found: list[tuple[str, str, str]] = []
-    why = ""
-    for sep in (*_ARROWS, *_WORDS):
-        if sep == "=" and equals_is_definition:
+# --- informal examples ------------------------------------------------------------------------
+
+
+def _informal(lines: list[str], ctx: _Ctx, taken: set[int]) -> tuple[list[Check], list[Skipped]]:
+    checks: list[Check] = []
+    skipped: list[Skipped] = []
+    # "f(n) = 1 + n / 2" defines f in maths notation: "=" is no example marker then.
+    ctx.equals_is_definition = any(_is_definition(_clean(t), ctx) for t in lines)
+    ctx.tick()
+    i = 0
+    while i < len(lines):
+        ctx.tick()
+        if i in taken:
+            i += 1
             continue
-        start = 0
-        while True:
-            k = text.find(sep, start)
-            if k < 0:
-                break
-            start = k + 1
-            left, right = text[:k].strip(), text[k + len(sep) :].strip()
-            call = _parse_call(left, name, params, required)
-            if call is None:
-                continue
-            expected, why_not = _parse_expected(right)
-            if expected is None:
-                why = why or why_not
-                continue
-            style = sep.strip()
-            found.append((call, expected, style))
-        if found:
-            break
-    if not found:
-        if why:
-            return None, why
-        if _calls(text, name) and not _literal_args_somewhere(text, name):
+        text = _clean(lines[i])
+        if len(text) > MAX_EXAMPLE_CHARS:
+            if _calls(text, ctx.name):
+                skipped.append(Skipped(i, text[:200], _too_long(len(text))))
+            i += 1
+            continue
+        m_in = _INPUT.match(text)
+        if m_in:
+            i = _input_output(lines, i, m_in.group(1), ctx, taken, checks, skipped)
+            continue
+        bound = _bindings_line(lines, i, text, ctx, taken, checks, skipped)
+        if bound is not None:
+            i = bound
+            continue
+        if not _calls(text, ctx.name):
+            i += 1
+            continue
+        start, logical, i = i, text, i + 1
+        # A call whose brackets close on a later line (a list written over lines).
+        while (
+            _open_brackets(logical) > 0
+            and i < len(lines)
+            and i - start < _MAX_LINES_JOINED
+            and i not in taken
+            and len(logical) <= MAX_EXAMPLE_CHARS
+        ):
+            logical += " " + _clean(lines[i])
+            i += 1
+        if len(logical) > MAX_EXAMPLE_CHARS:
+            skipped.append(Skipped(start, logical[:200], _too_long(len(logical))))
+            continue
+        check, reason = _parse_example(logical, ctx)
+        if check is not None:
+            checks.append(Check("call", check[0], check[1], start, style=check[2]))
+        elif reason:
+            skipped.append(Skipped(start, logical, reason))
+    return checks, skipped
+
+
+def _too_long(n: int) -> str:
+    return f"{n} characters long: examples are read up to {MAX_EXAMPLE_CHARS}"
+
+
+def _clean(text: str) -> str:
+    text = text.strip()
+    text = _BULLET.sub("", text)
+    for _ in range(2):
+        text = _LEAD.sub("", text)
+    return text.strip()
+
+
+def _leading_call(text: str, name: str) -> int:
+    """End index (after ``)``) of ``name(...)`` at the start of ``text``, else -1."""
+    m = _NAME_CALL.match(text)
+    if not m or m.group(1) != name:
+        return -1
+    close = _close_of(text, m.end() - 1)
+    return close + 1 if close >= 0 else -1
+
+
+def _is_definition(text: str, ctx: _Ctx) -> bool:
+    end = _leading_call(text, ctx.name)
+    if end < 0:
+        return False
+    rest = text[end:].lstrip()
+    if not rest.startswith("=") or rest.startswith(("==", "=>")):
+        return False
+    return _parse_call(text[:end], ctx.name, None) is None
+
+
+def _parse_example(text: str, ctx: _Ctx) -> tuple[tuple[str, str, str] | None, str]:
+    """(call source, expected source, style), or None and why it was skipped."""
+    name = ctx.name
+    for word in ("assert ", "for "):  # "assert f(1) == 2", "for f(1) == 2" (after "For example")
+        if text[: len(word)].lower() == word:
+            rest = text[len(word) :].lstrip()
+            m = _NAME_CALL.match(rest)
+            if m and m.group(1) == name:
+                text = rest
+    end = _leading_call(text, name)
+    if end < 0:
+        return None, _why_not(text, ctx)
+    left = text[:end]
+    call = _parse_call(left, name, ctx.params, ctx.required)
+    if call is None:
+        if _parse_call(left, name, None) is None:
             return None, "the call's arguments are not Python literals"
-        if equals_is_definition and re.search(r"\)\s*=[^=>]", text):
-            return None, "the docstring writes f(...) = ... as a definition, not an example"
-        if _parse_call(text, name, params, required):
+        return None, "the arguments do not fit the function's parameters"
+    rest = text[end:].lstrip()
+    if rest.startswith("#"):  # "f(x)  # returns y" / "f(x) # => y": the comment holds it
+        rest = rest[1:].lstrip()
+    sep = _marker_at(rest)
+    if sep is None:
+        if not rest:
             return None, "a call with no result written after it"
         return (
             None,
             "no result marker (==, ->, =>, returns, ...) after a call with literal arguments",
         )
-    distinct = {(c, e) for c, e, _ in found}
-    if len(distinct) > 1:
-        return None, "ambiguous: more than one way to split this line"
-    return found[0], ""
+    if sep == "=" and ctx.equals_is_definition:
+        return None, "the docstring writes f(...) = ... as a definition, not an example"
+    expected, why = _parse_expected(rest[len(sep) :])
+    if expected is None:
+        return None, why
+    return (call, expected, sep), ""
+
+
+def _marker_at(rest: str) -> str | None:
+    for sep in _ARROWS:
+        if rest.startswith(sep):
+            return sep
+    for word in _WORDS:
+        if rest.startswith(word) and rest[len(word) : len(word) + 1] in (" ", "\t", ":"):
+            return word
+    return None
+
+
+def _why_not(text: str, ctx: _Ctx) -> str:
+    """Why a line that mentions ``name(`` is no example (bounded: first few calls only)."""
+    for seen, m in enumerate(re.finditer(rf"(?<![\w.]){re.escape(ctx.name)}[ \t]*\(", text)):
+        if seen >= 4:
+            break
+        close = _close_of(text, m.end() - 1)
+        if close >= 0 and _parse_call(text[m.start() : close + 1], ctx.name, None):
+            return "no result marker (==, ->, =>, returns, ...) after a call with literal arguments"
+    return "the call's arguments are not Python literals"
 
 
 def _parse_call(
@@ -330,7 +488,7 @@ def _parse_call(
     """``text`` if it is exactly ``name(<literals>)`` and could bind to ``params``."""
     try:
         node = ast.parse(text, mode="eval").body
-    except SyntaxError:
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
         return None
     if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
         return None
@@ -358,15 +516,6 @@ def _parse_call(
     return text
 
 
-def _literal_args_somewhere(text: str, name: str) -> bool:
-    """Does some ``name(...)`` in ``text`` have only literal arguments?"""
-    for m in re.finditer(rf"(?<![\w.]){re.escape(name)}\s*\(", text):
-        for end in range(m.end(), len(text) + 1):
-            if text[end - 1 : end] == ")" and _parse_call(text[m.start() : end], name, None):
-                return True
-    return False
-
-
 _WORD_LITERALS = {"true": "True", "false": "False", "none": "None", "null": "None"}
 
 
@@ -391,7 +540,65 @@ def _parse_expected(text: str) -> tuple[str | None, str]:
         if _parenthesized_single(cand, node):
             return None, f"'{cand}' is ambiguous: a value in parentheses or a one-element tuple?"
         return cand, ""
-    return None, f"the expected result '{text}' is not a Python literal"
+    worked = _worked_arithmetic(candidates[0])
+    if worked is not None:
+        return worked
+    return None, f"the expected result '{_shown(text)}' is not a Python literal"
+
+
+def _shown(text: str) -> str:
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
+def _worked_arithmetic(text: str) -> tuple[str | None, str] | None:
+    """``19 - 5 - 6 = 8``: the working, then the result. The result counts only when the
+    working (numbers and + - * / // % only) really gives it; None if not this shape."""
+    cut = -1
+    for k, ch in _code_chars(text):
+        if ch == "=":
+            cut = k
+    if cut <= 0 or text[cut - 1] in "=!<>" or text[cut + 1 : cut + 2] in ("=", ">"):
+        return None
+    working, result = text[:cut].strip(), text[cut + 1 :].strip()
+    if not _is_literal(result):
+        return None
+    try:
+        node = ast.parse(working, mode="eval").body
+        value = _arith(node, budget=[64])
+        expected = ast.literal_eval(result)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError, ZeroDivisionError):
+        return None
+    if type(expected) not in (int, float) or abs(value - expected) > 1e-9 * max(1, abs(value)):
+        return None, f"the working '{_shown(working)}' does not give the result {result}"
+    return result, ""
+
+
+_ARITH_OPS = {
+    ast.Add: lambda a, b: a + b,
+    ast.Sub: lambda a, b: a - b,
+    ast.Mult: lambda a, b: a * b,
+    ast.Div: lambda a, b: a / b,
+    ast.FloorDiv: lambda a, b: a // b,
+    ast.Mod: lambda a, b: a % b,
+}
+
+
+def _arith(node: ast.expr, budget: list[int]) -> float:
+    """A tiny evaluator for numbers and + - * / // %: at most 64 nodes, so a docstring
+    cannot make the host compute anything big."""
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise ValueError("too long")
+    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+        if abs(node.value) > 1e12:
+            raise ValueError("too big")
+        return node.value
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        v = _arith(node.operand, budget)
+        return -v if isinstance(node.op, ast.USub) else v
+    if isinstance(node, ast.BinOp) and type(node.op) in _ARITH_OPS:
+        return _ARITH_OPS[type(node.op)](_arith(node.left, budget), _arith(node.right, budget))
+    raise ValueError("not arithmetic")
 
 
 def _parenthesized_single(text: str, node: ast.expr) -> bool:
@@ -403,13 +610,109 @@ def _strip_comment(text: str) -> str:
     return next((text[:k] for k, ch in _code_chars(text) if ch == "#"), text)
 
 
+# --- parameters bound by name -----------------------------------------------------------------
+
+
+def _bindings(text: str, pos: int, ctx: _Ctx) -> tuple[list[tuple[str, str]], int]:
+    """``a = 1, b = "x" and c = [1]`` from ``pos``: the (name, literal) pairs read and
+    where they stop. Only names that look bound are read; checking them is the caller's."""
+    pairs: list[tuple[str, str]] = []
+    while True:
+        m = _BINDING.match(text, pos)
+        if not m:
+            break
+        end = _literal_end(text, m.end())
+        if end < 0 or not _is_literal(text[m.end() : end]):
+            break
+        pairs.append((m.group(1), text[m.end() : end]))
+        pos = end
+        j = _JOINER.match(text, pos)
+        if j:
+            pos = j.end()
+    return pairs, pos
+
+
+def _bound_call(pairs: list[tuple[str, str]], ctx: _Ctx) -> tuple[str | None, str]:
+    """The call for parameters bound by name, or None and why."""
+    if ctx.params is None:
+        return None, "parameters named, but the function's signature is unknown"
+    names = [n for n, _ in pairs]
+    if len(set(names)) != len(names) or any(n not in ctx.params for n in names):
+        return None, "the names bound are not all parameters of this function"
+    if ctx.required is not None and len(names) < ctx.required:
+        return None, "not every required parameter is given a value"
+    values = dict(pairs)
+    ordered = [p for p in ctx.params if p in values]
+    if list(ctx.params[: len(ordered)]) == ordered:  # a prefix: positional, like a call
+        args = ", ".join(values[p] for p in ordered)
+    else:
+        args = ", ".join(f"{p}={values[p]}" for p in ordered)
+    call = _parse_call(f"{ctx.name}({args})", ctx.name, ctx.params, ctx.required)
+    if call is None:
+        return None, "the values bound do not make a call of this function"
+    return call, ""
+
+
+def _bindings_line(
+    lines: list[str],
+    i: int,
+    text: str,
+    ctx: _Ctx,
+    taken: set[int],
+    checks: list[Check],
+    skipped: list[Skipped],
+) -> int | None:
+    """``For lst = [1, 2] the output should be 3`` on one line, or ``arr = [2, 1]``
+    alone on a line, then (after worked steps starting with ``->``) ``return [1, 2]``.
+    Returns the next line to read, or None when line ``i`` is neither."""
+    lead = re.match(r"for[ \t]+", text, re.I)
+    if lead:
+        pairs, pos = _bindings(text, lead.end(), ctx)
+        if not pairs:
+            return None
+        rest = text[pos:]
+        markers = list(_RESULT_MARKER.finditer(rest))
+        if len(markers) != 1:
+            why = "no result marker" if not markers else "more than one result marker"
+            skipped.append(Skipped(i, text, f"parameters bound by name, but {why}"))
+            return i + 1
+        call, why = _bound_call(pairs, ctx)
+        expected, why_e = _parse_expected(rest[markers[0].end() :]) if call else (None, "")
+        if call is None or expected is None:
+            skipped.append(Skipped(i, text, why or why_e))
+        else:
+            checks.append(Check("call", call, expected, i, style="for ... the output should be"))
+        return i + 1
+    if ctx.params is None or not _BINDING.match(text):
+        return None
+    pairs, pos = _bindings(text, 0, ctx)
+    if not pairs or pos < len(text) or any(n not in ctx.params for n, _ in pairs):
+        return None
+    # A line binding parameters and nothing else: look for its result below.
+    k = i + 1
+    while k < len(lines) and k - i <= _MAX_LINES_JOINED and k not in taken:
+        nxt = _clean(lines[k])
+        if nxt.startswith(("->", "=>", "→")):
+            k += 1
+            continue
+        m = _RETURN_LINE.match(nxt) if len(nxt) <= MAX_EXAMPLE_CHARS else None
+        if not m:
+            return None
+        call, why = _bound_call(pairs, ctx)
+        expected, why_e = _parse_expected(m.group(1)) if call else (None, "")
+        if call is None or expected is None:
+            skipped.append(Skipped(i, f"{text} ... {nxt}", why or why_e))
+        else:
+            checks.append(Check("call", call, expected, i, style="binding/return"))
+        return k + 1
+    return None
+
+
 def _input_output(
     lines: list[str],
     i: int,
     first: str,
-    name: str,
-    params: Sequence[str] | None,
-    required: int | None,
+    ctx: _Ctx,
     taken: set[int],
     checks: list[Check],
     skipped: list[Skipped],
@@ -418,7 +721,13 @@ def _input_output(
     start = i
     args = first.strip()
     i += 1
-    while i < len(lines) and i not in taken and not _OUTPUT.match(_clean(lines[i])):
+    while (
+        i < len(lines)
+        and i not in taken
+        and i - start <= _MAX_LINES_JOINED
+        and len(args) <= MAX_EXAMPLE_CHARS
+        and not _OUTPUT.match(_clean(lines[i]))
+    ):
         nxt = _clean(lines[i])
         if not nxt or _INPUT.match(nxt) or (args and _open_brackets(args) <= 0):
             break
@@ -426,19 +735,28 @@ def _input_output(
         i += 1
     m_out = _OUTPUT.match(_clean(lines[i])) if i < len(lines) else None
     if not m_out:
-        skipped.append(Skipped(start, f"Input: {args}", "an Input: with no Output: after it"))
+        skipped.append(Skipped(start, f"Input: {args[:200]}", "an Input: with no Output: after it"))
         return i
     out_line = i
     expected_text = m_out.group(1)
     i += 1
-    while _open_brackets(expected_text) > 0 and i < len(lines) and i - out_line < _MAX_LINES_JOINED:
+    while (
+        _open_brackets(expected_text) > 0
+        and i < len(lines)
+        and i - out_line < _MAX_LINES_JOINED
+        and len(expected_text) <= MAX_EXAMPLE_CHARS
+    ):
         expected_text += " " + _clean(lines[i])
         i += 1
     shown = f"Input: {args} Output: {expected_text.strip()}"
+    if len(shown) > MAX_EXAMPLE_CHARS:
+        skipped.append(Skipped(start, shown[:200], _too_long(len(shown))))
+        return i
     if not args:
         skipped.append(Skipped(start, shown, "the input is not written on the Input: line"))
         return i
-    call = _parse_call(f"{name}({_strip_comment(args).strip()})", name, params, required)
+    name = ctx.name
+    call = _parse_call(f"{name}({_strip_comment(args).strip()})", name, ctx.params, ctx.required)
     if call is None:
         skipped.append(
             Skipped(start, shown, "the input is not a list of literal arguments for this function")
@@ -450,3 +768,53 @@ def _input_output(
         return i
     checks.append(Check("call", call, expected, start, style="input/output"))
     return i
+
+
+# --- another name -----------------------------------------------------------------------------
+
+
+def _aliased(
+    lines: list[str], ctx: _Ctx, taken: set[int], module_names: Collection[str]
+) -> tuple[list[Check], list[Skipped]]:
+    """Examples that all call one other name, in a docstring that never calls the
+    function's own: the function was renamed after its docstring was written
+    (``grade_equation([4.0]) ==> ['A+']`` in ``numerical_letter_grade``). Taken only
+    when exactly one such name has examples, it is no builtin and nothing the module
+    defines, and every line calling it is an example that binds to the signature."""
+    found: dict[str, list[tuple[int, str]]] = {}
+    for i, raw in enumerate(lines):
+        if i in taken:
+            continue
+        ctx.tick()
+        text = _clean(raw)
+        if len(text) > MAX_EXAMPLE_CHARS:
+            continue
+        if text[:7].lower() == "assert ":
+            text = text[7:].lstrip()
+        m = _NAME_CALL.match(text)
+        if m and _calls_after_marker(text):
+            found.setdefault(m.group(1), []).append((i, text))
+    if len(found) != 1:
+        return [], []
+    ((other, examples),) = found.items()
+    if other == ctx.name or other in _BUILTIN_NAMES or other in module_names:
+        return [], []
+    mentions = sum(1 for i, t in enumerate(lines) if i not in taken and _calls(t, other))
+    if mentions != len(examples):
+        return [], []  # the name is also used in prose: maybe another function after all
+    alias = _Ctx(other, ctx.params, ctx.required, ctx.deadline, ctx.equals_is_definition)
+    checks: list[Check] = []
+    for i, text in examples:
+        check, _ = _parse_example(text, alias)
+        if check is None:
+            return [], []  # all or nothing: one unreadable line makes the reading doubtful
+        call = ctx.name + check[0][len(other) :]
+        checks.append(Check("call", call, check[1], i, style=f"{check[2]} (written as {other})"))
+    return checks, []
+
+
+def _calls_after_marker(text: str) -> bool:
+    """``name(...)`` at the start of ``text`` followed by a result marker other than "="."""
+    m = _NAME_CALL.match(text)
+    end = _close_of(text, m.end() - 1) if m else -1
+    return end >= 0 and _marker_at(text[end + 1 :].lstrip()) not in (None, "=")

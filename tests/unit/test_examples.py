@@ -111,7 +111,8 @@ def test_true_written_in_lower_case() -> None:
     ("line", "reason"),
     [
         ("f(a) => False", "not Python literals"),
-        ("f(1) -> 19 - 5 - 6 = 8", "not a Python literal"),
+        ("f(1) -> 19 - 5 - 6 = 9", "does not give the result"),
+        ("f(1) -> 19 - x = 8", "not a Python literal"),
         ('f(1) ==> ("Venus")', "ambiguous"),
         ("f(1)", "no result"),
     ],
