@@ -1,7 +1,10 @@
 """Check code against the examples its own docstring gives.
 
-``verify_function(source, "f")`` extracts the examples of ``f`` (``examples.py``) and
-runs them against the module as written, in a sandboxed child process (``sandbox.py``).
+``verify_function(source, "f", path=...)`` extracts the examples of ``f``
+(``examples.py``) and runs them against the module as written, imported the way
+``pytest --doctest-modules`` imports the file, with the project's own interpreter
+(``project.py``), in a sandboxed child process (``sandbox.py``, ``_exec.py``); the host
+judges what came back (``compare.py``).
 Blocking: call it from a worker thread (``asyncio.to_thread``), never the event loop;
 set ``cancel`` to kill the child.
 """
@@ -11,9 +14,11 @@ from __future__ import annotations
 import ast
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from phi_lsp.verify.examples import Check, ExtractResult, Skipped, extract
+from phi_lsp.verify.project import Project, ProjectError, resolve
 from phi_lsp.verify.sandbox import Limits, VerifyResult, run_checks, shutdown_pool
 
 __all__ = [
@@ -21,6 +26,8 @@ __all__ = [
     "ExtractResult",
     "FunctionReport",
     "Limits",
+    "Project",
+    "ProjectError",
     "Skipped",
     "VerifyResult",
     "extract",
@@ -77,13 +84,31 @@ def find_function(tree: ast.Module, name: str) -> FunctionNode | None:
     )
 
 
+def _is_accessor(node: FunctionNode) -> bool:
+    """``@x.setter`` / ``@x.deleter``: part of the property ``x``, whose docstring (and
+    doctest) is its getter's."""
+    return any(
+        isinstance(d, ast.Attribute) and d.attr in ("setter", "deleter")
+        for d in node.decorator_list
+    )
+
+
 def _functions(tree: ast.Module) -> list[tuple[str, FunctionNode]]:
+    """Functions, methods, static/class methods and property getters, named as pytest's
+    doctest items are (``f``, ``Class.method``, ``Outer.Inner.method``), in file order.
+    A name defined twice is the later definition, the one the module ends up with."""
+    last = dict(_all_functions(tree))
+    return [(q, n) for q, n in _all_functions(tree) if last[q] is n]
+
+
+def _all_functions(tree: ast.Module) -> list[tuple[str, FunctionNode]]:
     found: list[tuple[str, FunctionNode]] = []
 
     def walk(body: list[ast.stmt], prefix: str) -> None:
         for node in body:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                found.append((prefix + node.name, node))
+                if not _is_accessor(node):
+                    found.append((prefix + node.name, node))
             elif isinstance(node, ast.ClassDef):
                 walk(node.body, f"{prefix}{node.name}.")
 
@@ -116,7 +141,7 @@ def _verify_node(
     node: FunctionNode,
     *,
     timeout_s: float,
-    path: str | None,
+    project: Project,
     cancel: threading.Event | None,
     limits: Limits | None,
 ) -> VerifyResult:
@@ -138,9 +163,10 @@ def _verify_node(
         found.checks,
         timeout_s,
         line_offset=doc.lineno,
-        path=path,
+        path=project.file,
         cancel=cancel,
         limits=limits,
+        project=project,
     )
     result.function, result.line, result.skipped = name, def_line, skipped
     if result.status == "no-examples" and skipped:
@@ -158,11 +184,21 @@ def verify_function(
     path: str | None = None,
     cancel: threading.Event | None = None,
     limits: Limits | None = None,
+    python: str | None = None,
+    project: Project | None = None,
+    workspace_roots: Sequence[str] = (),
 ) -> VerifyResult:
     """Run the docstring examples of ``function_name`` (``f`` or ``Class.method``) as
-    defined in ``source``, a whole module: its imports and other top-level definitions
-    are available as in the file. ``line`` (1-based ``def`` line) picks one of several
-    definitions of the same name. Never raises for bad input: the result says why."""
+    defined in ``source``, a whole module, imported as pytest imports the file at
+    ``path`` (its package, its siblings from disk, the project's interpreter). The
+    source is the file's text with the code to check in it; nothing is written.
+
+    ``line`` (1-based ``def`` line) picks one of several definitions of the same name.
+    ``python`` (``--python``/``pythonPath``) and ``workspace_roots`` (the LSP workspace
+    folders) steer :func:`phi_lsp.verify.project.resolve`; ``project`` is one already
+    resolved. Never raises for bad input: the result says why (an unusable interpreter
+    is an ``error`` naming it).
+    """
     try:
         tree = ast.parse(source)
     except SyntaxError as e:
@@ -171,7 +207,7 @@ def verify_function(
             reason=f"the module does not parse: line {e.lineno}: {e.msg}",
             function=function_name,
         )
-    candidates = [n for q, n in _functions(tree) if q == function_name]
+    candidates = [n for q, n in _all_functions(tree) if q == function_name]
     node = None
     if line is not None:
         node = next((n for n in candidates if n.lineno == line), None)
@@ -181,12 +217,17 @@ def verify_function(
         if "." in function_name:
             why += " (nested functions cannot run on their own; methods are Class.method)"
         return VerifyResult("error", reason=why, function=function_name)
+    if project is None:
+        try:
+            project = resolve(path, python=python, workspace_roots=workspace_roots)
+        except ProjectError as e:
+            return VerifyResult("error", reason=str(e), function=function_name, line=node.lineno)
     return _verify_node(
         source,
         function_name,
         node,
         timeout_s=timeout_s,
-        path=path,
+        project=project,
         cancel=cancel,
         limits=limits,
     )
@@ -200,11 +241,16 @@ def verify_source(
     path: str | None = None,
     cancel: threading.Event | None = None,
     limits: Limits | None = None,
+    python: str | None = None,
+    project: Project | None = None,
+    workspace_roots: Sequence[str] = (),
 ) -> list[FunctionReport]:
-    """The examples of every function (top level and methods), or only ``function``.
+    """The examples of every function (top level, methods, static and class methods,
+    property getters; as pytest names them), or only ``function``.
 
-    Raises ``SyntaxError`` when ``source`` does not parse and ``LookupError`` when
-    ``function`` is not defined in it.
+    Raises ``SyntaxError`` when ``source`` does not parse, ``LookupError`` when
+    ``function`` is not defined in it and :class:`ProjectError` when the project's
+    interpreter is missing or broken (before anything runs).
     """
     tree = ast.parse(source)
     reports = []
@@ -213,11 +259,13 @@ def verify_source(
         targets = [(q, n) for q, n in targets if q == function]
         if not targets:
             raise LookupError(f"no function named {function}")
+    if project is None:
+        project = resolve(path, python=python, workspace_roots=workspace_roots)
     for name, node in targets:
         if cancel is not None and cancel.is_set():
             break
         result = _verify_node(
-            source, name, node, timeout_s=timeout_s, path=path, cancel=cancel, limits=limits
+            source, name, node, timeout_s=timeout_s, project=project, cancel=cancel, limits=limits
         )
         reports.append(FunctionReport(name, node.lineno, result))
     return reports

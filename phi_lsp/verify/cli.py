@@ -1,19 +1,25 @@
-"""``phi-lsp verify FILE [--function NAME] [--json] [--timeout-ms N]``.
+"""``phi-lsp verify FILE [--function NAME] [--json] [--timeout-ms N] [--python PATH]``.
 
-Runs each function's docstring examples against the code as it stands. Exit 0 when
-every example ran and passed (functions without examples do not count), 1 when some
-failed, crashed or timed out, 2 for bad usage or input (missing file, not UTF-8, a
-syntax error, an unknown function).
+Runs each function's docstring examples against the code as it stands, imported as
+``pytest --doctest-modules`` imports the file, with the project's interpreter
+(``--python``, else ``$VIRTUAL_ENV``, ``.venv/``/``venv/`` at the project root, else
+phi-lsp's own; ``--json`` says which and why). Exit 0 when every example ran and passed
+(functions without examples do not count), 1 when some failed, crashed or timed out, 2
+for bad usage or input (missing file, not UTF-8, a syntax error, an unknown function, a
+missing or broken interpreter: one line on stderr, nothing run).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 from pathlib import Path
 
 from phi_lsp.verify import FunctionReport, verify_source
+from phi_lsp.verify.project import Project, ProjectError, resolve
 from phi_lsp.verify.sandbox import isolation_summary
 
 
@@ -43,8 +49,13 @@ def run_verify(args: argparse.Namespace) -> int:
     timeout_s = timeout_ms / 1000
     try:
         source = _read(args.file)
-        reports = verify_source(source, args.function, timeout_s, path=args.file)
+        # The interpreter first: when it is missing or broken nothing else runs.
+        project = resolve(args.file, python=getattr(args, "python", None))
+        reports = verify_source(source, args.function, timeout_s, project=project)
     except _BadInput as e:
+        print(f"phi-lsp verify: {e}", file=sys.stderr)
+        return 2
+    except ProjectError as e:
         print(f"phi-lsp verify: {e}", file=sys.stderr)
         return 2
     except SyntaxError as e:
@@ -61,16 +72,33 @@ def run_verify(args: argparse.Namespace) -> int:
         sandbox = next((r.result.sandbox for r in reports if r.result.sandbox), {})
         out = {
             "file": args.file,
+            "python": project.describe(),
+            "module": project.module_name,
+            "project": {
+                "root": project.root,
+                "package_root": project.package_root,
+                "config": project.config,
+                "doctest_optionflags": list(project.optionflags),
+            },
             "sandbox": isolation_summary(sandbox, timeout_s),
             "functions": [r.as_dict() for r in reports],
         }
-        print(json.dumps(out, indent=1))
+        _print_out(json.dumps(out, indent=1))
     else:
-        _print_text(args.file, reports)
+        _print_text(args.file, reports, project)
     return 1 if bad else 0
 
 
-def _print_text(path: str, reports: list[FunctionReport]) -> None:
+def _print_out(text: str) -> None:
+    try:
+        print(text)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `phi-lsp verify --json | head`: the reader left, not an error
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _print_text(path: str, reports: list[FunctionReport], project: Project) -> None:
     for rep in reports:
         r = rep.result
         head = f"{path}:{rep.line}: {rep.name}: {r.status}"
@@ -90,4 +118,8 @@ def _print_text(path: str, reports: list[FunctionReport]) -> None:
             print(f"  {path}:{s['line']}: skipped: {s['reason']}: {s['text']}")
     passed = sum(1 for r in reports if r.result.status == "passed")
     failing = sum(1 for r in reports if r.result.status in ("failed", "error", "timeout"))
-    print(f"{len(reports)} functions: {passed} passed, {failing} failing", file=sys.stderr)
+    print(
+        f"{len(reports)} functions: {passed} passed, {failing} failing "
+        f"(Python {project.python_version}, {project.python_reason}: {project.python})",
+        file=sys.stderr,
+    )
