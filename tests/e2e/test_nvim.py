@@ -472,3 +472,108 @@ def test_keystroke_to_ghost_text_latency(
         print(f"\n[nvim] keystroke -> ghost text: {json.dumps(figure)}")
     record_latency(figure)
     assert p50 < LATENCY_P50_LIMIT_MS, figure
+
+
+# A two-line body, to accept word by word and line by line.
+TWO_LINES = "total = a + b\n    return total\n"
+
+
+@pytest.mark.parametrize(("exe", "fallback"), [EDITIONS[0], EDITIONS[1]])
+def test_accept_next_word_and_next_line_of_a_suggestion(
+    start_nvim: Callable[..., Session], project: Path, exe: str, fallback: bool
+) -> None:
+    (project / "replay.txt").write_text(TWO_LINES)
+    nv = start_nvim(exe, fallback)
+    nv.edit(project / "add.py")
+    nv.nvim.input("Go")
+    assert wait_for(lambda: "total = a + b" in nv.ghost()), nv.ghost()
+
+    nv.nvim.input("<M-Right>")  # keymaps.accept_word
+    assert wait_for(lambda: nv.buffer()[-1] == "    total"), nv.buffer()
+    # The rest of the suggestion is still offered, without retyping.
+    assert wait_for(lambda: nv.ghost().startswith(" = a + b")), repr(nv.ghost())
+    assert nv.lua("return vim.fn.mode()") == "i"
+
+    nv.nvim.input("<M-C-Right>")  # keymaps.accept_line: the rest of this line
+    assert wait_for(lambda: nv.buffer()[-1] == "    total = a + b"), nv.buffer()
+    assert wait_for(lambda: "return total" in nv.ghost()), repr(nv.ghost())
+
+    nv.nvim.input("<M-C-Right>")  # at the end of a line: the next line, indented
+    want = [*SOURCE.splitlines(), "    total = a + b", "    return total"]
+    assert wait_for(lambda: nv.buffer() == want), nv.buffer()
+    assert nv.lua("return vim.api.nvim_win_get_cursor(0)") == [len(want), len(want[-1])]
+
+
+def test_python_option_is_the_interpreter_checkhealth_shows(
+    start_nvim: Callable[..., Session], project: Path
+) -> None:
+    if NVIM_012 is None:
+        pytest.skip(f"no Neovim >= 0.12: {SETUP_HINT}")
+    nv = start_nvim(NVIM_012, python=sys.executable)
+    nv.edit(project / "add.py")
+    assert wait_for(lambda: nv.lua(STATUSLINE).startswith("Phi ready")), nv.lua(STATUSLINE)
+    # Sent to the server as its setting pythonPath.
+    sent = nv.lua("return vim.lsp.get_clients({bufnr = 0})[1].settings.phiLsp.pythonPath")
+    assert sent == sys.executable
+    nv.nvim.command("checkhealth phi_lsp")
+    report = "\n".join(nv.buffer())
+    assert f"examples run with {sys.executable} (setup{{ python = ... }}" in report, report
+
+
+def test_python_default_is_detected_and_shown(
+    start_nvim: Callable[..., Session], project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No python option: the project's .venv is the one checkhealth names."""
+    if NVIM_012 is None:
+        pytest.skip(f"no Neovim >= 0.12: {SETUP_HINT}")
+    monkeypatch.delenv("VIRTUAL_ENV", raising=False)
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(project / ".venv")], check=True
+    )
+    nv = start_nvim(NVIM_012)
+    nv.edit(project / "add.py")
+    assert wait_for(lambda: nv.lua(STATUSLINE).startswith("Phi ready")), nv.lua(STATUSLINE)
+    assert nv.lua("return vim.lsp.get_clients({bufnr = 0})[1].settings.phiLsp.pythonPath") is None
+    nv.nvim.command("checkhealth phi_lsp")
+    report = "\n".join(nv.buffer())
+    assert f"examples run with {project / '.venv/bin/python'}" in report, report
+    assert ".venv/ at the project root" in report, report
+
+
+# A package module with a relative import: what issue 12 is about.
+PKG_FILES = {
+    "pkg/__init__.py": "",
+    "pkg/helpers.py": "def double(x):\n    return 2 * x\n",
+    "pkg/calc.py": (
+        "from .helpers import double\n\n\n"
+        'def quad(x):\n    """Four times x.\n\n    >>> quad(3)\n    12\n    """\n'
+    ),
+}
+PKG_REPLAY = "return double(double(x))\n"
+
+
+def make_package(root: Path) -> Path:
+    for rel, text in PKG_FILES.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    (root / "replay.txt").write_text(PKG_REPLAY)
+    return root / "pkg/calc.py"
+
+
+def test_suggestion_in_a_package_module_arrives_verified(
+    start_nvim: Callable[..., Session], project: Path
+) -> None:
+    """verify: prefer, a module with `from .helpers import ...`: ✓ in the status line."""
+    if NVIM_012 is None:
+        pytest.skip(f"no Neovim >= 0.12: {SETUP_HINT}")
+    calc = make_package(project)
+    nv = start_nvim(
+        NVIM_012, settings={"model": f"replay:{project / 'replay.txt'}", "verify": "prefer"}
+    )
+    nv.edit(calc)
+    nv.nvim.input("Go")
+    assert wait_for(lambda: "return double(double(x))" in nv.ghost()), nv.ghost()
+    last = "return require('phi_lsp.status').verification"
+    assert wait_for(lambda: nv.lua(STATUSLINE) == "Phi ready ✓ 1/1", timeout=30), (
+        f"status line {nv.lua(STATUSLINE)!r}, last verification {nv.lua(last)}"
+    )

@@ -263,19 +263,16 @@ end
 --- The part of `rest` (the suggestion not yet in the buffer) that "accept the
 --- next word" (kind 'word') or "the next line" ('line') inserts: a word is the
 --- blanks before it and a run of word characters, or of other non-blanks; a line
---- runs through its line break.
+--- is the rest of the current line, or at its end, the line break and the whole
+--- next line (with its indentation).
 ---@param rest string
 ---@param kind 'word'|'line'
 ---@return string
 function M.partial(rest, kind)
   if kind == 'line' then
-    local nl = rest:find('\n', 1, true)
-    if nl == 1 then
-      -- At the end of a line: the break and the whole next line.
-      local next_nl = rest:find('\n', 2, true)
-      return next_nl and rest:sub(1, next_nl) or rest
-    end
-    return nl and rest:sub(1, nl) or rest
+    local from = rest:sub(1, 1) == '\n' and 2 or 1
+    local nl = rest:find('\n', from, true)
+    return nl and rest:sub(1, nl - 1) or rest
   end
   local lead = rest:match('^\n?[ \t]*') or ''
   local after = rest:sub(#lead + 1)

@@ -33,7 +33,12 @@ local function guess_python(options)
   if vim.env.VIRTUAL_ENV and vim.env.VIRTUAL_ENV ~= '' then
     return vim.env.VIRTUAL_ENV .. '/bin/python', 'VIRTUAL_ENV'
   end
-  local root = vim.fs.root(0, options.root_markers or {})
+  -- The project of the server's client, else of the buffer :checkhealth came from.
+  local client = require('phi_lsp.compat').get_clients({ name = require('phi_lsp').name })[1]
+  local alt = vim.fn.bufnr('#')
+  local root = client and client.root_dir
+    or (alt > 0 and vim.api.nvim_buf_get_name(alt) ~= '' and vim.fs.root(alt, options.root_markers or {}))
+    or nil
   if root then
     for _, name in ipairs({ '.venv', 'venv' }) do
       local py = root .. '/' .. name .. '/bin/python'
