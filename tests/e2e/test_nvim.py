@@ -577,3 +577,131 @@ def test_suggestion_in_a_package_module_arrives_verified(
     assert wait_for(lambda: nv.lua(STATUSLINE) == "Phi ready ✓ 1/1", timeout=30), (
         f"status line {nv.lua(STATUSLINE)!r}, last verification {nv.lua(last)}"
     )
+
+
+# --- Neovim's real UI in a terminal (tmux): what a user sees ----------------------
+
+TMUX = shutil.which("tmux")
+SCREEN_INIT = r"""
+vim.opt.rtp:prepend(vim.env.PHI_TEST_PLUGIN)
+vim.opt.swapfile = false
+vim.o.laststatus = 2
+vim.o.statusline = "%f %=%{v:lua.require'phi_lsp'.statusline()}"
+require('phi_lsp').setup(vim.json.decode(vim.env.PHI_TEST_SETUP))
+-- What :messages held, for the test to read after :qa.
+vim.api.nvim_create_autocmd('VimLeavePre', { callback = function()
+  local f = io.open(vim.env.PHI_TEST_MESSAGES, 'w')
+  f:write(vim.api.nvim_exec2('messages', { output = true }).output)
+  f:close()
+end })
+"""
+
+
+class Screen:
+    """Neovim in a tmux pane of 100x30, read with capture-pane."""
+
+    def __init__(self, tmp: Path, nvim: str, setup: dict[str, Any], file: Path) -> None:
+        self.socket = f"phi-test-{os.getpid()}-{time.monotonic_ns()}"
+        self.messages = tmp / "messages.txt"
+        init = tmp / "screen-init.lua"
+        init.write_text(SCREEN_INIT)
+        env = {
+            "PHI_TEST_PLUGIN": str(PLUGIN),
+            "PHI_TEST_SETUP": json.dumps(setup),
+            "PHI_TEST_MESSAGES": str(self.messages),
+            **{v: str(tmp / "xdg" / v.lower()) for v in ("XDG_STATE_HOME", "XDG_DATA_HOME")},
+        }
+        script = tmp / "run-nvim.sh"
+        exports = "".join(f"export {k}={_sh(v)}\n" for k, v in env.items())
+        script.write_text(
+            f"{exports}exec {_sh(nvim)} --clean -n -u {_sh(str(init))} {_sh(str(file))}\n"
+        )
+        self.tmux("new-session", "-d", "-x", "100", "-y", "30", "bash", str(script))
+
+    def tmux(self, *args: str) -> str:
+        return subprocess.run(
+            [TMUX or "tmux", "-L", self.socket, *args],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        ).stdout
+
+    def text(self) -> str:
+        return self.tmux("capture-pane", "-p")
+
+    def wait(self, needle: str, timeout: float = 90) -> str:
+        screen = wait_for(lambda: needle in (s := self.text()) and s, timeout=timeout, every=0.2)
+        assert screen, f"{needle!r} never on screen:\n{self.text()}"
+        return screen
+
+    def close(self) -> str:
+        with contextlib.suppress(Exception):
+            self.tmux("send-keys", "Escape", ":qa!", "Enter")
+            wait_for(lambda: self.messages.exists(), timeout=10)
+        with contextlib.suppress(Exception):
+            self.tmux("kill-server")
+        return self.messages.read_text() if self.messages.exists() else ""
+
+
+def _sh(s: str) -> str:
+    return "'" + s.replace("'", "'\\''") + "'"
+
+
+@pytest.fixture
+def screen(tmp_path: Path, phi_lsp_cmd: list[str]) -> Iterator[Callable[..., Screen]]:
+    if TMUX is None:
+        pytest.skip(f"tmux is missing: {SETUP_HINT}")
+    if NVIM_012 is None:
+        pytest.skip(f"no Neovim >= 0.12: {SETUP_HINT}")
+    opened: list[Screen] = []
+
+    def start(settings: dict[str, Any], file: Path) -> Screen:
+        s = Screen(
+            tmp_path, NVIM_012, {"cmd": [*phi_lsp_cmd, "--stdio"], "settings": settings}, file
+        )
+        opened.append(s)
+        return s
+
+    yield start
+    for s in opened:
+        s.close()
+
+
+def _phi_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if "phi-lsp" in line.lower()]
+
+
+def test_screen_missing_model_one_message_no_press_enter(
+    screen: Callable[..., Screen], project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default model is not downloaded and the hub is out of reach: one short
+    message, the editor goes on, no "Press ENTER"."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(project / "empty-hf-home"))
+    s = screen({}, project / "add.py")  # default model: microsoft/phi-1
+    shown = s.wait("Phi error")
+    time.sleep(2)  # anything said late shows up too
+    shown = s.text()
+    assert "Press ENTER" not in shown and "Type number" not in shown, shown
+    said = [line for line in shown.splitlines()[-1:] if line.strip()]
+    assert len(said) == 1 and "phi-lsp" in said[0], shown
+    # Still editing: insert mode works at once.
+    s.tmux("send-keys", "G", "o", "x = 1", "Escape")
+    s.wait("x = 1")
+    history = s.close()
+    assert len(_phi_lines(history)) == 1, history
+
+
+def test_screen_tiny_model_says_nothing(
+    screen: Callable[..., Screen], project: Path, tiny_dir: Path
+) -> None:
+    """tiny: no CPU warning, no message at all; the status line says ready."""
+    s = screen({"model": "tiny"}, project / "add.py")
+    s.wait("Phi ready", timeout=180)
+    time.sleep(2)
+    shown = s.text()
+    assert "Press ENTER" not in shown, shown
+    assert shown.splitlines()[-1].strip() == "", shown  # the message line is empty
+    history = s.close()
+    assert _phi_lines(history) == [], history

@@ -127,8 +127,13 @@ local function on_attach(client, bufnr)
   set_keymaps(bufnr)
 end
 
+--- The settings as a JSON object even when empty (an empty Lua table is sent as []).
+local function wire(settings)
+  return next(settings) == nil and vim.empty_dict() or settings
+end
+
 local function lsp_config()
-  local settings = config.options.settings
+  local settings = wire(config.options.settings)
   return {
     cmd = config.options.cmd,
     filetypes = config.options.filetypes,
@@ -224,7 +229,7 @@ function M.set(changes)
   if changes.python ~= nil then -- the plugin option's name, not the server's
     changes = vim.tbl_extend('force', changes, { pythonPath = changes.python, python = nil })
   end
-  local settings = vim.tbl_extend('force', config.options.settings, changes)
+  local settings = wire(vim.tbl_extend('force', config.options.settings, changes))
   config.options.settings = settings
   if vim.lsp.config then
     vim.lsp.config(M.name, { init_options = settings, settings = { phiLsp = settings } })
