@@ -11,7 +11,6 @@ calls in the same process.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -35,30 +34,12 @@ __all__ = [
 Progress = Callable[[int, int, str], None]
 
 
-_lock = threading.Lock()
-_completers: dict[tuple[Any, ...], Completer] = {}
-
-
 def get_completer(settings: Settings) -> Completer:
-    """The Completer for ``settings.model``, loading the engine once per process."""
-    from model_runtime import load_engine
+    """The Completer for ``settings.model``, loading the engine once per process (the
+    server's loading path: ``phi_lsp.server.models``)."""
+    from phi_lsp.server.models import load_completer
 
-    options: dict[str, Any] = {}
-    if settings.model.startswith("openai:"):  # the remote server's model name and key
-        if settings.remote_model:
-            options["remote_model"] = settings.remote_model
-        if settings.api_key_env:
-            options["api_key_env"] = settings.api_key_env
-    key = (settings.model, settings.device, settings.dtype, *sorted(options.items()))
-    with _lock:
-        c = _completers.get(key)
-        if c is None:
-            engine = load_engine(
-                settings.model, device=settings.device, dtype=settings.dtype, **options
-            )
-            c = _completers[key] = Completer(engine, settings)
-        c.settings = settings
-        return c
+    return load_completer(settings)
 
 
 def _settings(model: str | None, settings: Settings | None, overrides: dict[str, Any]) -> Settings:

@@ -115,6 +115,13 @@ class Completer:
 
     # --- public ---------------------------------------------------------------------
 
+    def with_settings(self, settings: Settings) -> Completer:
+        """A Completer on the same model under other settings: a fresh suggestion cache
+        (its entries were made under the old ones), the same token counter."""
+        c = Completer(self.backend, settings, cache_size=self.cache.size)
+        c.count_tokens, c._exact_count = self.count_tokens, self._exact_count
+        return c
+
     @property
     def context_length(self) -> int:
         info = getattr(self.backend, "info", None)

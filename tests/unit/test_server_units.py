@@ -6,20 +6,18 @@ pin the small decisions that are hard to reach exactly from outside.
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
 from phi_lsp.completion import Completion
-from phi_lsp.server import (
-    PhiLanguageServer,
-    _function_at,
-    _parse_verify_args,
-    _Shown,
-    _valid_text,
-    _verify_reply,
-    _verify_summary,
-)
+from phi_lsp.documents import Document
+from phi_lsp.server.app import PhiLanguageServer
+from phi_lsp.server.store import Shown, valid_text
+from phi_lsp.server.verify_command import function_at, parse_args, reply_of, summary
+from phi_lsp.verify import VerifyResult
 
 URI = "file:///t.py"
 SOURCE = 'def f(x):\n    """Double."""\n    \n'
@@ -48,16 +46,26 @@ def _insert(ls: PhiLanguageServer, version: int, line: int, ch: int, text: str) 
 def _show(ls: PhiLanguageServer, text: str, line: int = 2, ch: int = 4) -> None:
     pos = {"line": line, "character": ch}
     c = Completion("f", 0, text, {"start": pos, "end": dict(pos)}, 1.0)
-    ls._shown[URI] = _Shown(line, ch, c, ls.documents[URI].version)
+    entry = ls.store.get(URI)
+    assert entry is not None
+    ls.store.show(URI, Shown(line, ch, c, entry.version))
+
+
+def _flush(ls: PhiLanguageServer) -> Document:
+    """The document with every edit applied (parsed on the store's parse thread)."""
+    snap = asyncio.run(ls.store.snapshot(URI))
+    assert snap is not None and snap.doc is not None
+    return snap.doc
 
 
 def test_keystrokes_are_coalesced_into_one_edit() -> None:
     ls = _server()
     for i, c in enumerate("return"):
         _insert(ls, 2 + i, 2, 4 + i, c)
-    assert [e.text for e in ls._pending[URI]] == ["return"]
-    doc = ls.flush(URI)
-    assert doc is not None and doc.line_text(2) == "    return"
+    entry = ls.store.get(URI)
+    assert entry is not None and [e.text for e in entry.pending] == ["return"]
+    doc = _flush(ls)
+    assert doc.line_text(2) == "    return"
     assert doc.version == 7
 
 
@@ -66,22 +74,22 @@ def test_typed_ahead_serves_the_rest_of_the_suggestion() -> None:
     _show(ls, "return x * 2")
     _insert(ls, 2, 2, 4, "re")
     _insert(ls, 3, 2, 6, "t")
-    got = ls.typed_ahead(URI, 2, 7)
+    got = ls.store.typed_ahead(URI, 2, 7)
     assert got is not None and got.text == "urn x * 2"
     assert got.range["start"] == {"line": 2, "character": 7}
     # Anywhere else, or after text that is not the suggestion: no shortcut.
-    assert ls.typed_ahead(URI, 2, 6) is None
+    assert ls.store.typed_ahead(URI, 2, 6) is None
     _insert(ls, 4, 2, 7, "X")
-    assert ls.typed_ahead(URI, 2, 8) is None
+    assert ls.store.typed_ahead(URI, 2, 8) is None
 
 
 def test_typed_ahead_survives_a_flush_by_rebasing_its_anchor() -> None:
     ls = _server()
     _show(ls, "return x * 2")
     _insert(ls, 2, 2, 4, "return")
-    ls.flush(URI)  # typing paused: the text reached the document
+    _flush(ls)  # typing paused: the text reached the document
     _insert(ls, 3, 2, 10, " x")
-    got = ls.typed_ahead(URI, 2, 12)
+    got = ls.store.typed_ahead(URI, 2, 12)
     assert got is not None and got.text == " * 2"
 
 
@@ -89,8 +97,8 @@ def test_typed_ahead_counts_utf16_units() -> None:
     ls = _server()
     _show(ls, "s = '😀' + x")
     _insert(ls, 2, 2, 4, "s = '😀")  # the emoji is two UTF-16 units
-    assert ls.typed_ahead(URI, 2, 11) is not None
-    assert ls.typed_ahead(URI, 2, 10) is None
+    assert ls.store.typed_ahead(URI, 2, 11) is not None
+    assert ls.store.typed_ahead(URI, 2, 10) is None
 
 
 def test_an_edit_elsewhere_ends_the_shortcut() -> None:
@@ -98,12 +106,12 @@ def test_an_edit_elsewhere_ends_the_shortcut() -> None:
     _show(ls, "return x * 2")
     _insert(ls, 2, 0, 0, "# note\n")
     _insert(ls, 3, 3, 4, "r")
-    assert ls.typed_ahead(URI, 3, 5) is None
+    assert ls.store.typed_ahead(URI, 3, 5) is None
 
 
 def test_lone_surrogates_keep_their_utf16_width() -> None:
     text = "a\ud800b\udfffc"
-    clean = _valid_text(text)
+    clean = valid_text(text)
     assert clean == "a\ufffdb\ufffdc"
     assert len(clean.encode("utf-16-le")) == len(text.encode("utf-16-le", "surrogatepass"))
 
@@ -120,11 +128,11 @@ def test_function_at_finds_methods_and_the_enclosing_function() -> None:
         "def g():\n"
         "    pass\n"
     )
-    assert _function_at(src, 3)[:2] == ("A.m", 2)
-    assert _function_at(src, 6)[:2] == ("g", 8)  # on the decorator line
-    name, _, why = _function_at(src, 5)
+    assert function_at(src, 3)[:2] == ("A.m", 2)
+    assert function_at(src, 6)[:2] == ("g", 8)  # on the decorator line
+    name, _, why = function_at(src, 5)
     assert name is None and "no function at line 6" in why
-    name, _, why = _function_at("def broken(:\n", 0)
+    name, _, why = function_at("def broken(:\n", 0)
     assert name is None and "does not parse" in why
 
 
@@ -134,20 +142,20 @@ def test_function_at_finds_methods_and_the_enclosing_function() -> None:
 )
 def test_verify_command_rejects_bad_arguments(args: object) -> None:
     with pytest.raises(JsonRpcInvalidParams, match="phiLsp.verifyFunction"):
-        _parse_verify_args(args)  # type: ignore[arg-type]
+        parse_args(args)  # type: ignore[arg-type]
 
 
 def test_verify_summary_names_the_first_failure() -> None:
-    reply = _verify_reply(
-        {
-            "status": "failed",
-            "passed": 1,
-            "failed": 1,
-            "results": [
+    reply = reply_of(
+        VerifyResult(
+            "failed",
+            passed=1,
+            failed=1,
+            results=[
                 {"source": "f(1)", "expected": "2", "got": "2", "ok": True},
                 {"source": "f(2)", "expected": "4", "got": "5", "ok": False},
             ],
-        }
+        )
     )
-    text = _verify_summary("f", reply)
+    text = summary("f", reply)
     assert text == "f: 1 of 2 examples passed; first failure: f(2) expected 4 got 5"

@@ -1,0 +1,271 @@
+"""The language server object: what one session holds, and the settings it follows.
+
+It composes the parts (``store.DocumentStore``, ``models.ModelManager``,
+``suggest.Suggestions``) and owns what touches the client: settings pulled or pushed,
+the dynamically registered completion fallback, ``phiLsp/status`` and progress.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+from collections.abc import Coroutine, Mapping
+from typing import Any, cast
+
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+
+from phi_lsp import __version__, lsp_logging
+from phi_lsp import settings as settings_mod
+from phi_lsp.server.models import ModelManager, ModelStatus
+from phi_lsp.server.protocol import PhiProtocol
+from phi_lsp.server.store import MAX_PARSED_CHARS, DocumentStore, Edit, Snapshot
+from phi_lsp.server.suggest import Suggestions
+from phi_lsp.settings import Settings
+
+log = logging.getLogger("phi_lsp.server")
+
+SECTION = "phiLsp"
+STATUS = "phiLsp/status"
+FALLBACK_REGISTRATION_ID = "phi-lsp-completion-fallback"
+
+
+class PhiLanguageServer(LanguageServer):
+    def __init__(self, overrides: Mapping[str, object] | None = None) -> None:
+        super().__init__(
+            "phi-lsp",
+            __version__,
+            text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
+            protocol_cls=PhiProtocol,
+        )
+        # CLI flags (--model, --device, --log-level) win over the editor's settings.
+        self.overrides: dict[str, object] = dict(overrides or {})
+        self.settings: Settings = Settings().replace(**self.overrides)
+        self.log_handler: lsp_logging.LspLogHandler | None = None
+        self.store = DocumentStore()
+        self.suggestions = Suggestions()
+        self.models = ModelManager(self._status_from_any_thread)
+        self.fallback_static = False
+        self._fallback_registered = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._load_progress: dict[int, asyncio.Future[str]] = {}
+        self._progress_gen = 0  # the last load that got a $/progress
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=4, thread_name_prefix="phi-complete"
+        )
+        self.closed = False
+
+    # --- small helpers ------------------------------------------------------------
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run a background task whose failure is logged, never lost."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+
+        def done(t: asyncio.Task[None]) -> None:
+            self._tasks.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                log.error("background task failed", exc_info=t.exception())
+
+        task.add_done_callback(done)
+
+    def show(self, kind: types.MessageType, message: str) -> None:
+        with contextlib.suppress(Exception):
+            self.window_show_message(types.ShowMessageParams(type=kind, message=message))
+
+    def shutdown(self) -> None:
+        # pygls waits for its thread pool here, and one of its threads is blocked
+        # reading stdin, which the editor may keep open after `exit`: do not wait.
+        if self._stop_event is not None:
+            self._stop_event.set()
+        if self._thread_pool is not None:
+            self._thread_pool.shutdown(wait=False, cancel_futures=True)
+        if self._server is not None:
+            self._server.close()
+
+    def report_server_error(self, error: Exception, source: object) -> None:
+        # Malformed messages and failing notifications are logged, not popped up:
+        # the editor cannot do anything about them and the server keeps serving.
+        log.warning("ignored a message that could not be handled: %s", error)
+
+    # --- documents ------------------------------------------------------------------
+
+    def open_document(self, item: types.TextDocumentItem) -> None:
+        self.suggestions.cancel(item.uri)
+        self.store.open(item.uri, item.text, item.version)
+        if len(item.text) > MAX_PARSED_CHARS:
+            entry = self.store.get(item.uri)
+            if entry is not None:
+                self._oversized_warning(item.uri, len(item.text))
+                entry.warned = True
+
+    def change_document(self, params: types.DidChangeTextDocumentParams) -> None:
+        uri = params.text_document.uri
+        # A suggestion for the old text is stale: stop it in the worker now.
+        self.suggestions.cancel(uri)
+        edits: list[Edit] = []
+        for change in params.content_changes:
+            if isinstance(change, types.TextDocumentContentChangePartial):
+                r = change.range
+                start = (r.start.line, r.start.character)
+                edits.append(Edit(start, (r.end.line, r.end.character), change.text))
+            else:
+                edits.append(Edit(None, None, change.text))
+        if not self.store.add_edits(uri, params.text_document.version, edits):
+            log.warning("didChange for %s, which is not open; ignored", uri)
+
+    def close_document(self, uri: str) -> None:
+        self.suggestions.cancel(uri)
+        self.store.close(uri)
+
+    def warn_oversized(self, snap: Snapshot) -> None:
+        if not snap.entry.warned:
+            snap.entry.warned = True
+            self._oversized_warning(snap.entry.uri, snap.size)
+
+    def size_limit_text(self) -> str:
+        return f"{MAX_PARSED_CHARS / 1e6:g} MB"
+
+    def _oversized_warning(self, uri: str, size: int) -> None:
+        msg = (
+            f"phi-lsp: {uri} has {size / 1e6:.1f} M characters, over the "
+            f"{self.size_limit_text()} limit: no suggestions for it"
+        )
+        log.warning("%s", msg)
+        self.show(types.MessageType.Warning, msg)
+
+    # --- settings -------------------------------------------------------------------
+
+    def apply_settings(self, raw: object, *, initial: bool = False) -> None:
+        # parse() also answers a value that is not an object (with a warning).
+        new, warnings = settings_mod.parse(cast("Mapping[str, Any] | None", raw), self.settings)
+        if self.overrides:
+            new = new.replace(**self.overrides)
+        for w in warnings:
+            log.warning("%s", w)
+        if warnings:
+            self.show(types.MessageType.Warning, "phi-lsp settings: " + "; ".join(warnings))
+        old, self.settings = self.settings, new
+        if old != new:
+            self.store.forget_shown()  # suggestions made under other settings
+        lsp_logging.set_level(new.log_level, self.log_handler)
+        if initial:
+            return
+        if self.models.apply(old, new):
+            self.suggestions.cancel_all()
+            self.store.forget_shown()
+        if old.completion_fallback != new.completion_fallback:
+            self.spawn(self._update_fallback_registration())
+
+    async def pull_configuration(self) -> object:
+        """``workspace/configuration`` for our section, or None if unsupported."""
+        caps = self.client_capabilities
+        if not (caps.workspace and caps.workspace.configuration):
+            return None
+        try:
+            result = await asyncio.wait_for(
+                self.workspace_configuration_async(
+                    types.ConfigurationParams(items=[types.ConfigurationItem(section=SECTION)])
+                ),
+                timeout=5,
+            )
+        except Exception as e:
+            log.warning("workspace/configuration failed (%s); keeping settings", e)
+            return None
+        return result[0] if result else None
+
+    async def _update_fallback_registration(self) -> None:
+        caps = self.client_capabilities
+        dynamic = bool(
+            caps.text_document
+            and caps.text_document.completion
+            and caps.text_document.completion.dynamic_registration
+        )
+        want = self.settings.completion_fallback
+        if self.fallback_static or not dynamic or want == self._fallback_registered:
+            return  # static capability (or none): the handler answers empty when off
+        method = types.TEXT_DOCUMENT_COMPLETION
+        if want:
+            selector = [types.TextDocumentFilterLanguage(language="python")]
+            options = types.CompletionRegistrationOptions(document_selector=selector)
+            registration = types.Registration(
+                id=FALLBACK_REGISTRATION_ID, method=method, register_options=options
+            )
+            params = types.RegistrationParams(registrations=[registration])
+            await self.client_register_capability_async(params)
+        else:
+            gone = types.Unregistration(id=FALLBACK_REGISTRATION_ID, method=method)
+            await self.client_unregister_capability_async(
+                types.UnregistrationParams(unregisterations=[gone])
+            )
+        self._fallback_registered = want
+
+    # --- the model's state, told to the client ------------------------------------------
+
+    def start_model(self) -> None:
+        """(Re)load the model in the background; answers are empty until ready."""
+        self._loop = asyncio.get_running_loop()
+        self.suggestions.cancel_all()
+        self.store.forget_shown()
+        self.models.start(self.settings)
+
+    def _status_from_any_thread(self, status: ModelStatus) -> None:
+        """Queue ``status`` for the event loop; always queued (even from the loop's own
+        thread), so that the client sees the states in the order they were set."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(self._status_changed, status)
+
+    def _status_changed(self, status: ModelStatus) -> None:
+        with contextlib.suppress(Exception):
+            self.protocol.notify(STATUS, status.to_wire())
+        gen = status.generation
+        if status.state in ("loading", "downloading") and gen > self._progress_gen:
+            self._progress_gen = gen
+            done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+            self._load_progress[gen] = done
+            self.spawn(self._progress(gen, status.message, done))
+        for old, fut in list(self._load_progress.items()):
+            final = status.state in ("ready", "error", "disabled")
+            if old != gen or final:
+                if not fut.done():
+                    fut.set_result(status.message if old == gen else "superseded")
+                del self._load_progress[old]
+        if status.state == "error":
+            self.show(types.MessageType.Error, status.message + " Completions are off until then.")
+        if status.warning:
+            self.show(types.MessageType.Warning, status.warning)
+
+    async def _progress(self, gen: int, title: str, done: asyncio.Future[str]) -> None:
+        """``$/progress`` for one load, begun when it starts, ended when it ends."""
+        caps = self.client_capabilities
+        if self.closed or not (caps.window and caps.window.work_done_progress):
+            return
+        token = f"phi-lsp-load-{gen}"
+        try:
+            await asyncio.wait_for(self.work_done_progress.create_async(token), timeout=5)
+            begin = types.WorkDoneProgressBegin(title="phi-lsp", message=title)
+            self.work_done_progress.begin(token, begin)
+        except Exception as e:
+            log.debug("no work-done progress: %s", e)
+            return
+        message = await done
+        with contextlib.suppress(Exception):
+            self.work_done_progress.end(token, types.WorkDoneProgressEnd(message=message))
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    def close(self, grace_s: float = 2.0) -> None:
+        """Stop all work: in-flight suggestions, the worker, the thread pools."""
+        if self.closed:
+            return
+        self.closed = True
+        self.suggestions.cancel_all()
+        self.models.close(grace_s)
+        self.store.close_all()
+        self.pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,342 @@
+"""The server's open documents: text, pending edits, the typed-ahead answer.
+
+Edits arrive on the event loop and are only queued there (one keystroke after
+another coalesces into one edit). Everything that parses — opening a document, a
+whole-text change, the reparse after edits — runs on one "phi-parse" thread, in
+arrival order, so the loop never waits for tree-sitter; a request gets a snapshot
+made on that thread. Documents over ``MAX_PARSED_CHARS`` are kept as plain text
+(edits still apply, so they can shrink back) but never parsed.
+
+The typed-ahead answer: when the user types the beginning of the suggestion last
+shown, the rest is answered from it without a reparse, a context or the model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import dataclasses
+import functools
+import logging
+import re
+
+from phi_lsp.completion import Completion
+from phi_lsp.documents import Document, utf16_to_index
+
+log = logging.getLogger("phi_lsp.server.store")
+
+MAX_PARSED_CHARS = 10_000_000  # ~10 MB: kept, not parsed for completions
+FLUSH_DELAY_S = 0.3  # typing paused this long: apply the pending edits
+Position = tuple[int, int]
+LspRange = dict[str, dict[str, int]]
+
+
+@dataclasses.dataclass
+class Edit:
+    """One pending content change; ``start`` None replaces the whole text."""
+
+    start: Position | None
+    end: Position | None
+    text: str
+
+    def as_range(self) -> LspRange | None:
+        if self.start is None or self.end is None:
+            return None
+        return {
+            "start": {"line": self.start[0], "character": self.start[1]},
+            "end": {"line": self.end[0], "character": self.end[1]},
+        }
+
+    def extends(self, line: int, character: int) -> bool:
+        """Is an insertion at (line, character) typed right after this insertion?"""
+        return (
+            self.start is not None
+            and self.start == self.end
+            and self.start[0] == line
+            and self.start[1] + utf16_len(self.text) == character
+            and "\n" not in self.text
+            and "\r" not in self.text
+        )
+
+
+@dataclasses.dataclass
+class Shown:
+    """The last suggestion answered for a document, anchored at its cursor."""
+
+    line: int
+    character: int
+    completion: Completion
+    version: int | None
+
+
+@dataclasses.dataclass(eq=False)
+class Entry:
+    """One open document. ``version``/``pending`` belong to the loop; ``doc``/``text``
+    to the parse thread (``doc`` None: over the size limit, ``text`` holds it)."""
+
+    uri: str
+    version: int | None
+    pending: list[Edit]
+    warned: bool = False  # told the user it is over the size limit
+    doc: Document | None = None
+    text: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Snapshot:
+    """A request's view of a document: a copy it may read while edits go on."""
+
+    entry: Entry
+    version: int | None
+    doc: Document | None  # None: the document is over the size limit
+    size: int
+
+
+class DocumentStore:
+    def __init__(self) -> None:
+        self._entries: dict[str, Entry] = {}
+        self._shown: dict[str, Shown] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._parser = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="phi-parse")
+
+    def get(self, uri: str) -> Entry | None:
+        return self._entries.get(uri)
+
+    def is_current(self, snap: Snapshot) -> bool:
+        """No edit or reopen since the snapshot was taken."""
+        return self._entries.get(snap.entry.uri) is snap.entry and snap.entry.version == (
+            snap.version
+        )
+
+    # --- edits (event loop) ---------------------------------------------------------
+
+    def open(self, uri: str, text: str, version: int | None) -> Entry:
+        self.close(uri)
+        entry = self._entries[uri] = Entry(uri, version, [Edit(None, None, text)])
+        self._apply_soon(entry)  # parse now, on the parse thread
+        return entry
+
+    def add_edits(self, uri: str, version: int | None, edits: list[Edit]) -> bool:
+        """Queue ``edits`` (False: the document is not open)."""
+        entry = self._entries.get(uri)
+        if entry is None:
+            return False
+        pending = entry.pending
+        for edit in edits:
+            if edit.start is None:
+                pending[:] = [edit]
+                continue
+            last = pending[-1] if pending else None
+            plain = "\n" not in edit.text and "\r" not in edit.text
+            if last is not None and edit.start == edit.end and plain and last.extends(*edit.start):
+                last.text += edit.text  # one keystroke after another: one edit, one reparse
+            else:
+                pending.append(edit)
+        entry.version = version
+        self._schedule_flush(uri)
+        return True
+
+    def close(self, uri: str) -> None:
+        self._entries.pop(uri, None)
+        self._shown.pop(uri, None)
+        timer = self._timers.pop(uri, None)
+        if timer is not None:
+            timer.cancel()
+
+    def forget_shown(self, uri: str | None = None) -> None:
+        if uri is None:
+            self._shown.clear()
+        else:
+            self._shown.pop(uri, None)
+
+    def show(self, uri: str, shown: Shown) -> None:
+        self._shown[uri] = shown
+
+    async def snapshot(self, uri: str) -> Snapshot | None:
+        """The document with every edit so far applied (None if not open)."""
+        entry = self._entries.get(uri)
+        if entry is None:
+            return None
+        version = entry.version
+        edits = self._take_pending(entry)
+        loop = asyncio.get_running_loop()
+        doc = await loop.run_in_executor(
+            self._parser, functools.partial(_apply, entry, edits, version, snapshot=True)
+        )
+        return Snapshot(entry, version, doc, len(entry.text) if doc is None else len(doc.text))
+
+    def flush_now(self, uri: str) -> None:
+        """Apply the pending edits in the background (typing paused)."""
+        entry = self._entries.get(uri)
+        if entry is not None:
+            self._apply_soon(entry)
+
+    def close_all(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        self._parser.shutdown(wait=False, cancel_futures=True)
+
+    def _apply_soon(self, entry: Entry) -> None:
+        version, edits = entry.version, self._take_pending(entry)
+        if not edits:
+            return
+        with contextlib.suppress(RuntimeError):  # shut down: nothing left to parse for
+            fut = self._parser.submit(_apply, entry, edits, version)
+            fut.add_done_callback(_log_failure)
+
+    def _take_pending(self, entry: Entry) -> list[Edit]:
+        timer = self._timers.pop(entry.uri, None)
+        if timer is not None:
+            timer.cancel()
+        edits, entry.pending = entry.pending, []
+        if edits:
+            self._rebase_shown(entry.uri, edits, entry.version)
+        return edits
+
+    def _schedule_flush(self, uri: str) -> None:
+        timer = self._timers.pop(uri, None)
+        if timer is not None:
+            timer.cancel()
+        with contextlib.suppress(RuntimeError):  # no loop: applied on next use
+            loop = asyncio.get_running_loop()
+            self._timers[uri] = loop.call_later(FLUSH_DELAY_S, self.flush_now, uri)
+
+    # --- the typed-ahead answer -------------------------------------------------------
+
+    def _rebase_shown(self, uri: str, pending: list[Edit], version: int | None) -> None:
+        """Typed-ahead text becomes part of the document: move the anchor past it."""
+        shown = self._shown.pop(uri, None)
+        typed = _typed_into(shown, pending)
+        if shown is None or typed is None:
+            return
+        rest = shown.completion.text[len(typed) :]
+        if rest.strip():
+            self._shown[uri] = Shown(
+                shown.line,
+                shown.character + utf16_len(typed),
+                dataclasses.replace(shown.completion, text=rest),
+                version,
+            )
+
+    def typed_ahead(self, uri: str, line: int, character: int) -> Completion | None:
+        """The rest of the last suggestion if the user typed its beginning, else None.
+
+        Needs no reparse, no context and no model: the typed text is checked against
+        the pending (not yet applied) edit.
+        """
+        shown = self._shown.get(uri)
+        entry = self._entries.get(uri)
+        if shown is None or entry is None or line != shown.line:
+            return None
+        if not entry.pending:  # the same request again, nothing typed
+            same = entry.version == shown.version and character == shown.character
+            return shown.completion if same else None
+        typed = _typed_into(shown, entry.pending)
+        if typed is None or character != shown.character + utf16_len(typed):
+            return None
+        rest = shown.completion.text[len(typed) :]
+        if not rest.strip():
+            return None
+        pos = {"line": line, "character": character}
+        return dataclasses.replace(
+            shown.completion,
+            text=rest,
+            range={"start": pos, "end": dict(pos)},
+            latency_ms=0.0,
+        )
+
+
+# --- the parse thread -------------------------------------------------------------------
+
+
+def _apply(
+    entry: Entry, edits: list[Edit], version: int | None, *, snapshot: bool = False
+) -> Document | None:
+    """Apply ``edits`` to the entry (parse thread only); a snapshot if asked for."""
+    for edit in edits:
+        try:
+            _apply_one(entry, edit)
+        except Exception:
+            log.exception("could not apply an edit to %s; its text may be out of date", entry.uri)
+    doc = entry.doc
+    if doc is None:
+        return None
+    doc.version = version
+    return doc.snapshot() if snapshot else None
+
+
+def _apply_one(entry: Entry, edit: Edit) -> None:
+    text = valid_text(edit.text)
+    doc = entry.doc
+    if edit.start is None:
+        entry.doc, entry.text = None, ""
+        if len(text) > MAX_PARSED_CHARS:
+            entry.text = text
+        else:
+            entry.doc = Document(text, 0, entry.uri)
+        return
+    if doc is not None:
+        doc.apply_change(edit.as_range(), text)
+        if len(doc.text) > MAX_PARSED_CHARS:  # grew past the limit: stop parsing it
+            entry.doc, entry.text = None, doc.text
+        return
+    assert edit.end is not None
+    old = entry.text
+    a, b = _offset(old, *edit.start), _offset(old, *edit.end)
+    entry.text = old[: min(a, b)] + text + old[max(a, b) :]
+    if len(entry.text) <= MAX_PARSED_CHARS:  # shrank under the limit: parse it again
+        entry.doc, entry.text = Document(entry.text, 0, entry.uri), ""
+
+
+def _offset(text: str, line: int, character: int) -> int:
+    """String index of an LSP position in ``text`` (the over-the-limit path: one regex
+    skips ``line`` lines in C)."""
+    m = re.compile(r"(?:[^\r\n]*(?:\r\n|\r|\n)){" + str(line) + "}").match(text) if line else None
+    if line and m is None:
+        return len(text)
+    start = m.end() if m is not None else 0
+    eol = _EOL.search(text, start)
+    end = eol.start() if eol is not None else len(text)
+    return start + utf16_to_index(text[start:end], character)
+
+
+def _log_failure(fut: concurrent.futures.Future[Document | None]) -> None:
+    if not fut.cancelled() and fut.exception() is not None:
+        log.error("applying edits failed", exc_info=fut.exception())
+
+
+# --- small pure helpers ------------------------------------------------------------------
+
+_EOL = re.compile(r"\r\n|\r|\n")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def utf16_len(text: str) -> int:
+    if text.isascii():
+        return len(text)
+    return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
+
+
+def valid_text(text: str) -> str:
+    """Lone surrogates (legal in JSON strings, not in UTF-8) become U+FFFD.
+
+    Both are one UTF-16 unit, so LSP positions keep pointing at the same places.
+    """
+    if text.isascii():
+        return text
+    return _SURROGATE.sub("\ufffd", text)
+
+
+def _typed_into(shown: Shown | None, pending: list[Edit]) -> str | None:
+    """The text typed at the suggestion's anchor, if that is all that changed and it
+    is a beginning of the suggestion; else None."""
+    if shown is None or len(pending) != 1:
+        return None
+    edit = pending[0]
+    if edit.start is None or edit.start != edit.end or edit.start != (shown.line, shown.character):
+        return None
+    if not shown.completion.text.startswith(edit.text):
+        return None
+    return edit.text

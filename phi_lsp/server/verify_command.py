@@ -1,0 +1,187 @@
+"""``phiLsp.verifyFunction [uri, {line, character}]``: run the examples of the function
+at a position and tell the user (reply + ``window/showMessage``).
+
+The work (finding the function, extracting examples, the sandbox) runs on a thread
+with a time budget, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import functools
+import logging
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, TypedDict
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
+
+if TYPE_CHECKING:
+    from phi_lsp.server.app import PhiLanguageServer
+    from phi_lsp.verify import VerifyResult
+
+log = logging.getLogger("phi_lsp.server.verify")
+
+VERIFY_COMMAND = "phiLsp.verifyFunction"
+
+
+class ExampleRow(TypedDict, total=False):
+    source: str
+    expected: str
+    got: str
+    ok: bool
+
+
+class VerifyReply(TypedDict):
+    status: str
+    passed: int
+    failed: int
+    results: list[ExampleRow]
+    reason: str
+
+
+def error_reply(reason: str, status: str = "error") -> VerifyReply:
+    return {"status": status, "passed": 0, "failed": 0, "results": [], "reason": reason}
+
+
+def parse_args(args: object) -> tuple[str, tuple[int, int]]:
+    usage = f"{VERIFY_COMMAND} takes [uri, {{line, character}}]"
+    if not isinstance(args, (list, tuple)) or len(args) != 2 or not isinstance(args[0], str):
+        raise JsonRpcInvalidParams(usage)
+    pos = args[1]
+    if isinstance(pos, dict):
+        line, ch = pos.get("line"), pos.get("character", 0)
+    else:
+        line, ch = getattr(pos, "line", None), getattr(pos, "character", 0)
+    if not isinstance(line, int) or not isinstance(ch, int) or line < 0 or ch < 0:
+        raise JsonRpcInvalidParams(usage)
+    return args[0], (line, ch)
+
+
+def function_at(source: str, line: int) -> tuple[str | None, int, str]:
+    """(name, 1-based def line, why not) of the function around 0-based ``line``.
+
+    Top-level functions and methods (``Class.method``): a nested function cannot run
+    on its own, so inside one the enclosing function is the one verified.
+    """
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError) as e:
+        lineno = getattr(e, "lineno", None)
+        where = f" at line {lineno}" if lineno else ""
+        return None, 0, f"cannot verify: the file does not parse{where}; fix that first"
+
+    def visit(node: ast.AST, prefix: str) -> tuple[str, int] | None:
+        for child in ast.iter_child_nodes(node):
+            if not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                continue
+            first = min([d.lineno for d in child.decorator_list] + [child.lineno]) - 1
+            if not first <= line <= (child.end_lineno or child.lineno) - 1:
+                continue
+            if isinstance(child, ast.ClassDef):
+                return visit(child, prefix + child.name + ".")
+            return prefix + child.name, child.lineno
+        return None
+
+    found = visit(tree, "")
+    if found is None:
+        return None, 0, f"no function at line {line + 1}"
+    return found[0], found[1], ""
+
+
+def reply_of(result: VerifyResult) -> VerifyReply:
+    rows: list[ExampleRow] = []
+    for r in result.results:
+        row: ExampleRow = {}
+        if "source" in r:
+            row["source"] = str(r["source"])
+        if "expected" in r:
+            row["expected"] = str(r["expected"])
+        if "got" in r:
+            row["got"] = str(r["got"])
+        if "ok" in r:
+            row["ok"] = bool(r["ok"])
+        rows.append(row)
+    return {
+        "status": result.status,
+        "passed": int(result.passed),
+        "failed": int(result.failed),
+        "results": rows,
+        "reason": result.reason or "",
+    }
+
+
+def summary(name: str, r: VerifyReply) -> str:
+    total = r["passed"] + r["failed"]
+    if r["status"] == "no-examples":
+        return f"{name}: the docstring has no examples to run"
+    if r["status"] in ("error", "timeout") and not total:
+        return f"{name}: {r['status']}: {r['reason']}"
+    text = f"{name}: {r['passed']} of {total} examples passed"
+    bad = [x for x in r["results"] if not x.get("ok")]
+    if bad:
+        x = bad[0]
+        text += (
+            f"; first failure: {x.get('source')} expected {x.get('expected')} got {x.get('got')}"
+        )
+    return text
+
+
+def message_type(r: VerifyReply) -> types.MessageType:
+    if r["status"] in ("passed", "no-examples"):
+        return types.MessageType.Info
+    return types.MessageType.Warning
+
+
+def _run(
+    source: str, line: int, timeout_s: float, cancel: threading.Event
+) -> tuple[str, int, VerifyReply]:
+    """On a thread: find the function, run its examples. (name, def line, reply)."""
+    name, def_line, why = function_at(source, line)
+    if name is None:
+        return "", 0, error_reply(why)
+    from phi_lsp import verify
+
+    result = verify.verify_function(source, name, timeout_s=timeout_s, line=def_line, cancel=cancel)
+    return name, def_line, reply_of(result)
+
+
+async def verify_at(ls: PhiLanguageServer, args: Sequence[object]) -> VerifyReply:
+    uri, (line, _) = parse_args(list(args))
+    snap = await ls.store.snapshot(uri)
+    if snap is None:
+        raise JsonRpcInvalidParams(f"{VERIFY_COMMAND}: {uri} is not open in the editor")
+    if snap.doc is None:
+        why = f"cannot verify: the file is over the {ls.size_limit_text()} limit"
+        ls.show(types.MessageType.Warning, f"phi-lsp: {why}")
+        return error_reply(why)
+    cancel = threading.Event()
+    timeout_s = ls.settings.verify_timeout_ms / 1000
+    # Extraction and the sandbox's start are bounded too: the budget is the examples'
+    # timeout plus a margin for them.
+    budget_s = timeout_s + 2.0
+    call = functools.partial(_run, snap.doc.text, line, timeout_s, cancel)
+    try:
+        fut = asyncio.get_running_loop().run_in_executor(ls.pool, call)
+        name, _, reply = await asyncio.wait_for(fut, budget_s)
+    except asyncio.TimeoutError:
+        cancel.set()
+        why = f"verification took over {budget_s:g} s and was stopped"
+        ls.show(types.MessageType.Warning, f"phi-lsp: {why}")
+        return error_reply(why, "timeout")
+    except asyncio.CancelledError:
+        cancel.set()
+        raise
+    except Exception as e:
+        log.exception("verifying at %s:%d failed", uri, line + 1)
+        reason = f"verification failed: {e}"
+        ls.show(types.MessageType.Error, f"phi-lsp: {reason}")
+        return error_reply(reason)
+    if not name:
+        ls.show(types.MessageType.Warning, f"phi-lsp: {reply['reason']}")
+        return reply
+    ls.show(message_type(reply), "phi-lsp: " + summary(name, reply))
+    log.info("verifyFunction %s: %s", name, summary(name, reply))
+    return reply
