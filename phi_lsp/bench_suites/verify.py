@@ -7,7 +7,9 @@ many times and reports milliseconds per candidate, p50/p95:
   come a keystroke apart; the goal is under 150 ms p50 on this machine;
 - ``back_to_back``: candidates verified in a row (``prefer``/``require`` with K > 1),
   each after the previous one, so the spare is still starting;
-- ``cold``: no pool at all (a fresh interpreter per candidate).
+- ``cold``: no pool at all (a fresh interpreter per candidate);
+- ``package_module``: warm, one candidate in a package module imported as pytest
+  imports it (relative and absolute imports of its package); goal under 250 ms p50.
 
 On a shared, noisy machine the ratios to a bare ``python -c pass`` start-up
 (measured alongside) travel better than the milliseconds.
@@ -35,6 +37,89 @@ def hypot(a, b):
     """
     return math.sqrt(a * a + b * b)
 '''
+
+
+# A package module (issue 12): relative and absolute imports of its own package, a few
+# stdlib imports; the candidate is spliced into the file's text and verified with the
+# file's path, so the module is imported under its dotted name from the package root.
+PACKAGE = {
+    "pyproject.toml": '[project]\nname = "shop"\n',
+    "src/shop/__init__.py": "from .money import Money\n",
+    "src/shop/money.py": (
+        "import dataclasses\nimport decimal\nimport fractions\n\n\n"
+        "@dataclasses.dataclass(frozen=True)\nclass Money:\n    cents: int\n\n"
+        "    def __str__(self):\n"
+        '        return f"{decimal.Decimal(self.cents) / 100:.2f}"\n'
+    ),
+    "src/shop/cart.py": (
+        "import json\nimport statistics\n\nfrom shop import money as money_mod\n\n"
+        "from .money import Money\n\n\n"
+        "def total(prices):\n"
+        '    """Sum of the prices, as Money.\n\n'
+        "    >>> str(total([Money(150), Money(275)]))\n    '4.25'\n"
+        '    >>> total([])\n    Money(cents=0)\n    """\n'
+        "    raise NotImplementedError\n"
+    ),
+}
+PACKAGE_CANDIDATE = "    return Money(sum(p.cents for p in prices))\n"
+
+
+def _package_case(n: int, gap_s: float) -> dict[str, Any]:
+    import tempfile
+    from pathlib import Path
+
+    from phi_lsp.verify import verify_function
+
+    with tempfile.TemporaryDirectory(prefix="phi-bench-pkg-") as tmp:
+        root = Path(tmp)
+        for rel, text in PACKAGE.items():
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_text(text)
+        path = str(root / "src/shop/cart.py")
+        source = PACKAGE["src/shop/cart.py"].replace(
+            "    raise NotImplementedError\n", PACKAGE_CANDIDATE
+        )
+        # How long the module's imports take in a fresh interpreter (the issue's
+        # "imports under 100 ms"), measured inside it.
+        probe = (
+            f"import sys, time; sys.path.insert(0, {str(root / 'src')!r}); "
+            "t = time.perf_counter(); import shop.cart; "
+            "print((time.perf_counter() - t) * 1000)"
+        )
+        imports = [
+            float(
+                subprocess.run(
+                    [sys.executable, "-I", "-B", "-c", probe],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout
+            )
+            for _ in range(5)
+        ]
+
+        def once() -> float:
+            t0 = time.perf_counter()
+            r = verify_function(source, "total", path=path, timeout_s=5.0)
+            ms = (time.perf_counter() - t0) * 1000
+            if r.status != "passed":
+                raise RuntimeError(f"the package candidate did not pass: {r.reason}")
+            return ms
+
+        once()  # the interpreter's sys.path is asked once; the pool starts
+        warm = []
+        for _ in range(n):
+            time.sleep(gap_s)
+            warm.append(once())
+    summary = _summary(warm)
+    return {
+        "what": "one candidate in a package module (src/shop/cart.py: relative and "
+        "absolute imports of its package), warm pool, ms",
+        "module_imports_ms": round(statistics.median(imports), 1),
+        "warm": summary,
+        "goal_warm_p50_ms": 250,
+        "meets_goal": summary["p50_ms"] < 250,
+    }
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -88,6 +173,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         cold = [once() for _ in range(max(n // 2, 10))]
     finally:
         sandbox._POOL.size = size
+    package = _package_case(n, gap_s)
     bare = _bare_startup_ms(max(n // 2, 10))
     bare_p50 = statistics.median(bare)
     warm_s = _summary(warm)
@@ -101,6 +187,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "cold_p50_over_bare_startup": round(statistics.median(cold) / bare_p50, 2),
         "goal_warm_p50_ms": 150,
         "meets_goal": warm_s["p50_ms"] < 150,
+        "package_module": package,
     }
 
 
