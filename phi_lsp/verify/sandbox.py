@@ -1,24 +1,42 @@
-"""Run a function's examples in an isolated child process.
+"""Run a function's examples in a sandbox, and decide them on this side.
 
-One child per run (``_runner.py``): its own session and process group, a fresh temp
-dir as cwd (removed after), a scrubbed environment, rlimits, a wall-clock timeout that
-kills the whole group, and — where the OS allows it — mount, network and PID
-namespaces with all capabilities dropped. What was applied comes back in
-``VerifyResult.sandbox``. A small pool keeps one interpreter started ahead of time
-(imports done, waiting for its job): each is used for one run only, so runs stay
-isolated from each other while skipping interpreter start-up.
+Trust boundary (docs/contracts.md §3): this process believes nothing the sandbox says
+beyond the strict shape of each message. It launches the runner (``_runner.py``) in the
+project's interpreter inside bubblewrap (``isolation.py``: fresh read-only root, private
+tmpfs ``/tmp``, own ``/proc``, no network or host socket, dies with us), or the runner's
+own namespaces, or, where neither works, not isolated (reported as such). It writes the
+job (with a fresh nonce) on the runner's stdin and reads JSON lines from its stdout:
+
+- size caps per line and in total, checked before anything is parsed; a line must be a
+  flat JSON object (no nesting: checked by a linear pattern first), exact keys and types,
+  the nonce; results in order, one per example; a flood or garbage ends the run as
+  ``error`` without growing this process;
+- each example's raw ``out``/``exc``/``value`` is judged here (``compare.judge``); an
+  example without its own result is an error, never a pass;
+- it signals only what it started: its own child, through a pidfd (bubblewrap's PID
+  namespace, or the runner whose child dies with it), never a pid it was told.
+
+What isolation applied (``VerifyResult.sandbox``) is built here from what was launched,
+plus the one message the runner's child sends before the module starts loading.
+
+A warm pool keeps one started runner per interpreter (and bind set), each used once.
+Runners are started from one long-lived thread: their death-with-parent signal is tied
+to the thread that started them.
 """
 
 from __future__ import annotations
 
-import ast
 import atexit
+import concurrent.futures
 import contextlib
 import json
 import math
 import os
+import queue
+import re
+import secrets
+import select
 import selectors
-import shutil
 import signal
 import subprocess
 import sys
@@ -28,13 +46,19 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
+from phi_lsp.verify import compare, isolation
 from phi_lsp.verify.examples import Check
 
 RUNNER = str(Path(__file__).with_name("_runner.py"))
 STATUSES = ("passed", "failed", "error", "timeout", "no-examples")
+SCRIPT_MODULE = "__phi_verify__"
 _READY_TIMEOUT_S = 20.0  # interpreter start-up on a loaded machine
-_RESULT_CAP = 8 << 20  # bytes of results read from a child before it is killed
+_EXIT_GRACE_S = 2.0  # after "done": time for the runner to report the child's exit
+LINE_CAP = 10 << 20  # bytes of one message (3 fields of 256 Ki characters, \u-escaped)
+TOTAL_CAP = 40 << 20  # bytes read from one run
+TMP_SIZE = 64 << 20  # bytes of the sandbox's private /tmp
 
 
 @dataclass(frozen=True)
@@ -46,10 +70,7 @@ class Limits:
     nproc: int = 64  # binds non-root users only; seccomp blocks new processes
     file_size_mb: int = 16
     open_files: int = 64
-    # PHI_LSP_VERIFY_NAMESPACES=0: skip the namespaces (audit-hook fallbacks only).
-    namespaces: bool = field(
-        default_factory=lambda: os.environ.get("PHI_LSP_VERIFY_NAMESPACES", "1") != "0"
-    )
+    tmp_mb: int = TMP_SIZE >> 20
 
     def for_timeout(self, timeout_s: float) -> dict:
         cpu = self.cpu_s if self.cpu_s is not None else int(math.ceil(timeout_s)) + 1
@@ -86,6 +107,11 @@ class VerifyResult:
         return d
 
 
+def isolation_available() -> bool:
+    """Whether examples run isolated on this machine (cached after the first call)."""
+    return isolation.isolation_available()
+
+
 def run_checks(
     module_source: str,
     function_name: str,
@@ -96,31 +122,44 @@ def run_checks(
     path: str | None = None,
     cancel: threading.Event | None = None,
     limits: Limits | None = None,
+    project: Any = None,
+    python: str | None = None,
 ) -> VerifyResult:
     """Run ``checks`` against ``module_source`` (a whole module) in a fresh sandbox.
 
     ``line_offset`` turns a check's docstring-relative line into a file line
-    (``line_offset + check.line``). ``path`` is the module's file, if any: its folder
-    goes on ``sys.path`` so that sibling imports work. ``cancel`` kills the child.
+    (``line_offset + check.line``). ``project`` (``verify.project.Project``) gives the
+    interpreter, import path, module name and doctest flags; without it, ``python`` (or
+    this interpreter) and the file's folder on the import path. ``cancel`` kills the run.
     """
     t0 = time.perf_counter()
     limits = limits or Limits()
     if not checks:
         return VerifyResult("no-examples", reason="the docstring has no examples to run")
-    try:
-        tree = ast.parse(module_source)
-    except SyntaxError as e:
-        return VerifyResult("error", reason=f"the module does not parse: line {e.lineno}: {e.msg}")
+    python = (project.python if project is not None else None) or python or sys.executable
+    if project is not None:
+        sys_path = [p for p in project.sys_path if p]
+        module_name, package = project.module_name, project.package
+        flags: Sequence[str] = tuple(project.optionflags)
+        readable = [p for p in (project.root, project.package_root) if p]
+    else:
+        sys_path = _default_sys_path(path)
+        module_name, package, flags = _module_name(path), "", ()
+        readable = []
+    if path:
+        readable.append(os.path.dirname(os.path.abspath(path)))
+    readable += [p for p in sys_path if os.path.isabs(p)]
     job = {
-        "module": module_source,
-        "keep": _statements_to_run(tree),
-        "module_name": _module_name(path),
+        "nonce": secrets.token_hex(16),
+        "sys_path": sys_path,
+        "module_name": module_name,
+        "package": package,
         "path": os.path.abspath(path) if path else None,
-        "sys_path": _child_sys_path(path),
+        "source": module_source,
+        "function": function_name,
+        "examples": [c.wire() for c in checks],
         "limits": limits.for_timeout(timeout_s),
         "timeout_s": timeout_s,
-        "namespaces": limits.namespaces,
-        "checks": [_wire(c) for c in checks],
     }
     rows = [
         {
@@ -133,10 +172,10 @@ def run_checks(
         for c in checks
     ]
     try:
-        events, ended = _POOL.run(job, timeout_s, cancel)
-    except OSError as e:  # cannot fork, too many open files, ...
+        run = _POOL.run(python, tuple(readable), limits, job, timeout_s, cancel)
+    except (OSError, isolation.IsolationError) as e:
         return VerifyResult("error", reason=f"could not start the sandbox: {e}")
-    result = _interpret(events, ended, rows, timeout_s, function_name)
+    result = _interpret(run, checks, rows, flags, timeout_s, function_name)
     result.elapsed_ms = round((time.perf_counter() - t0) * 1000, 1)
     return result
 
@@ -144,223 +183,519 @@ def run_checks(
 def isolation_summary(sandbox: dict, timeout_s: float) -> dict:
     """The ``sandbox`` JSON object of ``phi-lsp verify --json``."""
     return {
-        "process": "own session and process group, killed as a group on timeout",
-        "cwd": "fresh temp dir, removed after",
-        "environment": "scrubbed (PATH, HOME=temp dir, LANG only)",
+        "process": "killed through a pidfd on timeout; nothing outlives the verifier",
+        "environment": "scrubbed (PATH, HOME=/tmp, LANG only)",
         "timeout_s": timeout_s,
         **sandbox,
     }
 
 
-# --- job -------------------------------------------------------------------------------------
-
-
-def _wire(c: Check) -> dict:
-    return {
-        "kind": c.kind,
-        "source": c.source,
-        "expected": c.expected,
-        "exc_msg": c.exc_msg,
-        "options": dict(c.options),
-    }
-
-
-def _statements_to_run(tree: ast.Module) -> list[int]:
-    """Top-level statements that define things: imports, defs, classes, assignments, and
-    try/if blocks (not ``if __name__ == "__main__"``). Scripts' side effects stay out."""
-    keep = []
-    defining = (
-        ast.Import,
-        ast.ImportFrom,
-        ast.FunctionDef,
-        ast.AsyncFunctionDef,
-        ast.ClassDef,
-        ast.Assign,
-        ast.AnnAssign,
-        ast.AugAssign,
-        ast.Try,
-    )
-    for k, node in enumerate(tree.body):
-        if (
-            isinstance(node, defining)
-            or (isinstance(node, ast.If) and not _is_main_guard(node))
-            or type(node).__name__ in ("TypeAlias", "TryStar")
-        ):
-            keep.append(k)
-    return keep
-
-
-def _is_main_guard(node: ast.If) -> bool:
-    return "__main__" in ast.unparse(node.test) and "__name__" in ast.unparse(node.test)
-
-
 def _module_name(path: str | None) -> str:
     stem = Path(path).stem if path else ""
-    if stem.isidentifier() and stem not in sys.modules and stem not in sys.stdlib_module_names:
+    if stem.isidentifier() and stem not in sys.stdlib_module_names:
         return stem
-    return "__verify__"
+    return SCRIPT_MODULE
 
 
-def _child_sys_path(path: str | None) -> list[str]:
-    # The host's own import path (stdlib, site-packages, editable installs), so a module's
-    # third-party imports work although the child starts with -I -S; plus the file's folder.
+def _default_sys_path(path: str | None) -> list[str]:
+    # No project: this interpreter's import path (stdlib, site-packages) plus the file's
+    # folder, as before issue 12's project discovery.
     paths = [p for p in sys.path if p and os.path.isabs(p)]
     if path:
         paths.insert(0, os.path.dirname(os.path.abspath(path)))
     return list(dict.fromkeys(paths))
 
 
-# --- processes --------------------------------------------------------------------------
+# --- processes ---------------------------------------------------------------------------------
+
+
+class _Spawner:
+    """One long-lived thread starts every runner: PR_SET_PDEATHSIG (bubblewrap's
+    --die-with-parent, the runner's own) fires when the *thread* that forked it ends, so
+    a runner started from a short-lived worker thread would die with that thread."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, fn, *args) -> concurrent.futures.Future:
+        fut: concurrent.futures.Future = concurrent.futures.Future()
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._loop, name="phi-verify-spawner", daemon=True
+                )
+                self._thread.start()
+        self._jobs.put((fut, fn, args))
+        return fut
+
+    def _loop(self) -> None:
+        while True:
+            fut, fn, args = self._jobs.get()
+            if not fut.set_running_or_notify_cancel():
+                continue
+            try:
+                fut.set_result(fn(*args))
+            except BaseException as e:  # noqa: BLE001 - handed to the waiting caller
+                fut.set_exception(e)
+
+
+_SPAWNER = _Spawner()
 
 
 class _Child:
-    def __init__(self) -> None:
-        self.tmp = tempfile.mkdtemp(prefix="phi-verify-")
-        env = {
-            "PATH": "/usr/bin:/bin",
-            "HOME": self.tmp,
-            "TMPDIR": self.tmp,
-            "LANG": "C.UTF-8",
-            "LC_ALL": "C.UTF-8",
-            # Numeric libraries would start thread pools, which nproc=1 forbids.
-            "OMP_NUM_THREADS": "1",
-            "OPENBLAS_NUM_THREADS": "1",
-            "MKL_NUM_THREADS": "1",
-        }
-        self.proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", "-X", "frozen_modules=on", RUNNER],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            cwd=self.tmp,
-            env=env,
-            start_new_session=True,
-            close_fds=True,
-        )
-        self.buffer = b""
-        self.ready = False
-        self.child_pid = 0  # the monitor's child, in our PID namespace
+    """One runner process we started, and what it was started with."""
+
+    def __init__(self, python: str, readable: tuple[str, ...], tmp_mb: int) -> None:
+        self.python, self.readable, self.tmp_mb = python, readable, tmp_mb
+        self.mode = isolation.mode()
+        self.host_tmp: str | None = None
+        size = tmp_mb << 20
+        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
+        env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        runner = [python, "-I", "-S", "-X", "frozen_modules=on", RUNNER]
+        if isolation.interpreter(python).version < (3, 11):
+            runner.remove("-X")
+            runner.remove("frozen_modules=on")
+        pass_fds: tuple[int, ...] = ()
+        info_r = info_w = -1
+        if self.mode == "bwrap":
+            bwrap = isolation.bwrap_path() or "bwrap"
+            info_r, info_w = os.pipe()
+            argv = isolation.bwrap_argv(
+                bwrap,
+                isolation.interpreter(python),
+                list(readable),
+                size,
+                [*runner, "bwrap", "/tmp", str(os.getpid()), str(size)],
+            )
+            argv[1:1] = ["--info-fd", str(info_w)]
+            pass_fds, cwd = (info_w,), "/"
+        else:
+            if self.mode == "none":
+                self.host_tmp = tempfile.mkdtemp(prefix="phi-verify-")
+                tmp = self.host_tmp
+                env.update(HOME=tmp, TMPDIR=tmp)
+            else:
+                tmp = "/tmp"
+                env.update(HOME="/tmp")
+            argv = [*runner, self.mode, tmp, str(os.getpid()), str(size)]
+            cwd = self.host_tmp or "/"
+        try:
+            self.proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                cwd=cwd,
+                env=env,
+                start_new_session=True,
+                close_fds=True,
+                pass_fds=pass_fds,
+            )
+        finally:
+            if info_w >= 0:
+                os.close(info_w)
+        # Our own child, not yet waited for: its pid cannot be reused while we hold it.
+        self.pidfd = os.pidfd_open(self.proc.pid)
+        # bubblewrap's PID 1 inside (bubblewrap told us, before anything untrusted ran):
+        # killing it ends the whole PID namespace, and its pidfd says when that is done.
+        self.init_pidfd = -1
+        if info_r >= 0:
+            try:
+                self.init_pidfd = _bwrap_init(info_r)
+            finally:
+                os.close(info_r)
+        self.buffer = bytearray()
+        self.ready: dict | None = None
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
 
     def kill(self) -> None:
-        # The monitor reaps the sandboxed child if that dies first: kill it, give the
-        # monitor a moment to report and exit, then kill whatever is left of the group.
-        if self.child_pid:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(self.child_pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=1.0)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        with contextlib.suppress(Exception):
-            self.proc.kill()
+        if self.init_pidfd >= 0:
+            with contextlib.suppress(OSError):
+                signal.pidfd_send_signal(self.init_pidfd, signal.SIGKILL)
+                # Readable once it has exited: a namespace's init exits last.
+                select.select([self.init_pidfd], [], [], 5.0)
+            with contextlib.suppress(OSError):
+                os.close(self.init_pidfd)
+            self.init_pidfd = -1
+        with contextlib.suppress(OSError):
+            signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
         with contextlib.suppress(Exception):
             self.proc.wait(timeout=5)
+        with contextlib.suppress(OSError):
+            os.close(self.pidfd)
         for f in (self.proc.stdin, self.proc.stdout):
             with contextlib.suppress(Exception):
                 f.close()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        if self.host_tmp:
+            _remove_tree(self.host_tmp)
+
+
+def _bwrap_init(info_fd: int) -> int:
+    """A pidfd of bubblewrap's PID 1 from its ``--info-fd`` JSON (``{"child-pid": N}``);
+    -1 if it did not say in time. That process is bubblewrap's child, alive and not yet
+    reaped (it waits for our job), so the pid names it."""
+    data = b""
+    deadline = time.monotonic() + _READY_TIMEOUT_S
+    while time.monotonic() < deadline and len(data) < 4096:
+        ready, _, _ = select.select([info_fd], [], [], 0.05)
+        if not ready:
+            continue
+        chunk = os.read(info_fd, 4096)
+        if not chunk:
+            break
+        data += chunk
+        try:
+            pid = json.loads(data)["child-pid"]
+        except (ValueError, KeyError, TypeError):
+            continue
+        if type(pid) is int and pid > 1:
+            with contextlib.suppress(OSError):
+                return os.pidfd_open(pid)
+        break
+    return -1
+
+
+def _remove_tree(path: str) -> None:
+    """Remove a directory tree of any depth (no recursion, one open directory at a time):
+    a chain deeper than PATH_MAX or than Python's recursion limit goes too."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return
+    names: list[str] = []
+    try:
+        while True:
+            sub = None
+            with contextlib.suppress(OSError), os.scandir(fd) as it:
+                for entry in it:
+                    if entry.is_dir(follow_symlinks=False):
+                        sub = entry.name
+                        break
+                    with contextlib.suppress(OSError):
+                        os.unlink(entry.name, dir_fd=fd)
+            if sub is not None:
+                with contextlib.suppress(OSError):
+                    os.chmod(sub, 0o700, dir_fd=fd, follow_symlinks=False)
+                try:
+                    new = os.open(sub, flags, dir_fd=fd)
+                except OSError:
+                    # Cannot enter it: try removing it as it is, then give up on it.
+                    with contextlib.suppress(OSError):
+                        os.rmdir(sub, dir_fd=fd)
+                    if os.path.isdir(f"/proc/self/fd/{fd}/{sub}"):
+                        return
+                    continue
+                os.close(fd)
+                fd = new
+                names.append(sub)
+                continue
+            if not names:
+                break
+            parent = os.open("..", flags, dir_fd=fd)
+            os.close(fd)
+            fd = parent
+            with contextlib.suppress(OSError):
+                os.rmdir(names.pop(), dir_fd=fd)
+    finally:
+        os.close(fd)
+    with contextlib.suppress(OSError):
+        os.rmdir(path)
 
 
 class _Pool:
-    """At most ``size`` started-but-unused children; each child serves one run."""
+    """One started-but-unused runner per interpreter; each runner serves one run."""
 
     def __init__(self, size: int = 1) -> None:
         self.size = size
-        self._spare: list[_Child] = []
+        self._spare: dict[str, _Child] = {}
         self._lock = threading.Lock()
 
-    def _take(self) -> _Child:
+    def _take(self, python: str, readable: tuple[str, ...], tmp_mb: int) -> _Child:
         with self._lock:
-            while self._spare:
-                child = self._spare.pop()
-                if child.proc.poll() is None:
-                    return child
-                child.kill()
-        return _Child()
+            child = self._spare.pop(python, None)
+        if child is not None:
+            same = (child.readable, child.tmp_mb, child.mode) == (
+                readable,
+                tmp_mb,
+                isolation.mode(),
+            )
+            if same and child.alive():
+                return child
+            child.kill()
+        return _SPAWNER.submit(_Child, python, readable, tmp_mb).result()
 
-    def _refill(self) -> None:
-        with self._lock:
-            if len(self._spare) >= self.size:
+    def _refill(self, python: str, readable: tuple[str, ...], tmp_mb: int) -> None:
+        def make() -> None:
+            with self._lock:
+                if python in self._spare or not self.size:
+                    return
+            try:
+                child = _Child(python, readable, tmp_mb)
+            except (OSError, isolation.IsolationError):
                 return
-            with contextlib.suppress(OSError):
-                self._spare.append(_Child())
+            with self._lock:
+                old = self._spare.get(python)
+                if old is None and self.size:
+                    self._spare[python] = child
+                    return
+            child.kill()
+
+        _SPAWNER.submit(make)
 
     def close(self) -> None:
         with self._lock:
-            spare, self._spare = self._spare, []
+            spare, self._spare = list(self._spare.values()), {}
         for child in spare:
             child.kill()
 
     def run(
-        self, job: dict, timeout_s: float, cancel: threading.Event | None
-    ) -> tuple[list[dict], str]:
-        """Events the child wrote, and how it ended: done|timeout|cancelled|eof|overflow."""
-        child = self._take()
+        self,
+        python: str,
+        readable: tuple[str, ...],
+        limits: Limits,
+        job: dict,
+        timeout_s: float,
+        cancel: threading.Event | None,
+    ) -> _Run:
+        child = self._take(python, readable, limits.tmp_mb)
         try:
             return _drive(child, job, timeout_s, cancel)
         finally:
             child.kill()
             if self.size:
-                self._refill()
+                self._refill(python, readable, limits.tmp_mb)
 
 
-def _drive(
-    child: _Child, job: dict, timeout_s: float, cancel: threading.Event | None
-) -> tuple[list[dict], str]:
-    job = {**job, "tmp": child.tmp}
-    events: list[dict] = []
-    sel = selectors.DefaultSelector()
-    out = child.proc.stdout
-    assert out is not None and child.proc.stdin is not None
-    os.set_blocking(out.fileno(), False)
-    sel.register(out, selectors.EVENT_READ)
-    total = 0
+# --- the channel -------------------------------------------------------------------------------
+
+# A flat JSON object: string keys; string, integer, true/false/null values. Linear, no
+# nesting: checked before json.loads ever sees the line.
+_STR = r'"(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*"'
+_VALUE = rf"(?:{_STR}|-?\d{{1,19}}|true|false|null)"
+_FLAT = re.compile(rf"\{{\s*(?:{_STR}\s*:\s*{_VALUE}\s*(?:,\s*{_STR}\s*:\s*{_VALUE}\s*)*)?\}}")
+_PROC = ("own", "hidden", "host")
+_SCHEMAS: dict[str, dict[str, tuple]] = {
+    "isolation": {
+        "isolation": (bool,),
+        "seccomp": (bool,),
+        "capabilities": (bool,),
+        "rlimits": (bool,),
+        "landlock": (bool,),
+        "proc": (str,),
+    },
+    "load": {"load": (str,)},
+    "load-error": {"load": (str,), "error": (str,)},
+    "i": {"i": (int,), "out": (str,), "exc": (str, type(None)), "value": (str, type(None))},
+    "done": {"done": (bool,)},
+    "exit": {"exit": (int,)},
+    "signal": {"signal": (int,)},
+}
+
+
+class ProtocolError(Exception):
+    """The sandbox sent something that is not the protocol."""
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
+    d = dict(pairs)
+    if len(d) != len(pairs):
+        raise ProtocolError("a repeated key")
+    return d
+
+
+def parse_line(line: bytes, nonce: str | None) -> tuple[str, dict]:
+    """One message: (kind, fields without the nonce). Raises ProtocolError."""
+    if len(line) > LINE_CAP:
+        raise ProtocolError("a message over the size cap")
     try:
-        # Wait for the interpreter to be up, then start the clock with the job.
-        deadline = time.monotonic() + _READY_TIMEOUT_S
-        started = False
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ProtocolError("a message that is not UTF-8") from None
+    if not _FLAT.fullmatch(text):
+        raise ProtocolError("a message that is not a flat JSON object")
+    try:
+        msg = json.loads(text, object_pairs_hook=_no_duplicates)
+    except ValueError:
+        raise ProtocolError("a message that is not JSON") from None
+    if nonce is None:
+        if msg == {"ready": True} or (
+            set(msg) == {"ready", "ns"} and msg["ready"] is True and msg["ns"] is False
+        ):
+            return "ready", msg
+        raise ProtocolError("a message before the job")
+    if msg.pop("nonce", None) != nonce:
+        raise ProtocolError("a message without the run's nonce")
+    for kind, schema in _SCHEMAS.items():
+        # type() is exact: true is not an integer here, 1 is not true.
+        if set(msg) == set(schema) and all(type(msg[k]) in t for k, t in schema.items()):
+            if kind == "load" and msg["load"] != "ok":
+                continue
+            if kind == "load-error":
+                if msg["load"] != "error":
+                    continue
+                kind = "load"
+            if kind in ("isolation", "done") and msg[kind] is not True:
+                continue
+            if kind == "isolation" and msg["proc"] not in _PROC:
+                continue
+            return kind, msg
+    raise ProtocolError("a message of unknown shape")
+
+
+@dataclass
+class _Run:
+    """What one run told us, checked: how it ended and the raw results in order."""
+
+    ended: str  # done | timeout | cancelled | eof | overflow | violation | no-start | crash
+    mode: str
+    python: str
+    results: list[dict] = field(default_factory=list)
+    load_error: str | None = None
+    loaded: bool = False
+    isolation: dict | None = None
+    exit: dict | None = None  # {"exit": n} | {"signal": n}
+    problem: str = ""
+    ns_failed: bool = False
+    limits: dict = field(default_factory=dict)
+
+
+class _Session:
+    """The order of a run's messages: isolation, load, results 0..n-1, done, exit."""
+
+    def __init__(self, run: _Run, examples: int) -> None:
+        self.run, self.examples = run, examples
+        self.done = False
+
+    def feed(self, kind: str, msg: dict) -> None:
+        run = self.run
+        if run.exit is not None:
+            raise ProtocolError("a message after the runner's exit report")
+        if kind in ("exit", "signal"):
+            run.exit = msg
+            return
+        if self.done:
+            raise ProtocolError("a message after done")
+        if kind == "isolation":
+            if run.isolation is not None or run.loaded or run.load_error is not None:
+                raise ProtocolError("an isolation report after the module started loading")
+            run.isolation = msg
+            return
+        if run.isolation is None:
+            raise ProtocolError("a message before the isolation report")
+        if kind == "load":
+            if run.loaded or run.load_error is not None:
+                raise ProtocolError("a second load report")
+            if msg["load"] == "ok":
+                run.loaded = True
+            else:
+                run.load_error = msg["error"]
+            return
+        if kind == "i":
+            if not run.loaded:
+                raise ProtocolError("a result before the module loaded")
+            if msg["i"] != len(run.results):
+                raise ProtocolError(f"result {msg['i']} out of order")
+            if len(run.results) >= self.examples:
+                raise ProtocolError("more results than examples")
+            run.results.append(msg)
+            return
+        if kind == "done":
+            if run.loaded and len(run.results) < self.examples:
+                raise ProtocolError(f"no result for example {len(run.results) + 1}")
+            if not run.loaded and run.load_error is None:
+                raise ProtocolError("done before the module loaded")
+            self.done = True
+            return
+        raise ProtocolError("a message of unknown shape")  # pragma: no cover
+
+
+def _drive(child: _Child, job: dict, timeout_s: float, cancel: threading.Event | None) -> _Run:
+    run = _Run("eof", child.mode, child.python, limits=job["limits"])
+    session = _Session(run, len(job["examples"]))
+    nonce: str | None = None
+    sel = selectors.DefaultSelector()
+    out, stdin = child.proc.stdout, child.proc.stdin
+    assert out is not None and stdin is not None
+    fd = out.fileno()
+    os.set_blocking(fd, False)
+    sel.register(fd, selectors.EVENT_READ)
+    total = 0
+    deadline = time.monotonic() + _READY_TIMEOUT_S
+    try:
         while True:
-            if cancel is not None and cancel.is_set():
-                return events, "cancelled"
-            if not started and child.ready:
-                child.proc.stdin.write(json.dumps(job).encode())
-                child.proc.stdin.close()
-                started = True
+            if child.ready is not None and nonce is None:
+                if child.ready.get("ns") is False:
+                    run.ns_failed = True
+                    run.ended = "no-start"
+                    return run
+                # The interpreter is up: hand over the job and start the clock.
+                nonce = job["nonce"]
+                with contextlib.suppress(BrokenPipeError, OSError):
+                    stdin.write(json.dumps(job).encode())
+                with contextlib.suppress(BrokenPipeError, OSError):
+                    stdin.close()
                 deadline = time.monotonic() + timeout_s
+            if session.done and run.exit is not None:
+                run.ended = "done"
+                return run
+            if cancel is not None and cancel.is_set():
+                run.ended = "cancelled"
+                return run
             left = deadline - time.monotonic()
             if left <= 0:
-                return events, "timeout" if started else "no-start"
+                run.ended = "timeout" if nonce is not None else "no-start"
+                return run
             if not sel.select(timeout=min(left, 0.02)):
                 continue
-            chunk = out.read(65536)
+            try:
+                chunk = os.read(fd, 1 << 16)
+            except BlockingIOError:
+                continue
             if not chunk:
-                return events, "eof"
+                run.ended = "crash" if run.exit is not None else "eof"
+                return run
             total += len(chunk)
-            if total > _RESULT_CAP:
-                return events, "overflow"
+            if total > TOTAL_CAP:
+                run.ended, run.problem = "overflow", "sent more than the total size cap"
+                return run
             child.buffer += chunk
-            *lines, child.buffer = child.buffer.split(b"\n")
-            for raw in lines:
-                try:
-                    event = json.loads(raw)
-                except ValueError:
-                    continue
-                if event.get("ready"):
-                    child.ready = True
-                    continue
-                if "child" in event:
-                    child.child_pid = int(event["child"])
-                    continue
-                events.append(event)
-                if event.get("done"):
-                    return events, "done"
-    except (BrokenPipeError, OSError):
-        return events, "eof"
+            start = 0
+            while True:
+                end = child.buffer.find(b"\n", start)
+                if end < 0:
+                    break
+                line = bytes(child.buffer[start:end])
+                start = end + 1
+                kind, msg = parse_line(line, nonce)
+                if kind == "ready":
+                    if child.ready is not None:
+                        raise ProtocolError("a second ready message")
+                    child.ready = msg
+                else:
+                    session.feed(kind, msg)
+                    if session.done and run.exit is None:
+                        # Results complete: the runner's exit report follows at once.
+                        deadline = min(deadline, time.monotonic() + _EXIT_GRACE_S)
+            del child.buffer[:start]
+            if len(child.buffer) > LINE_CAP:
+                run.ended, run.problem = "overflow", "sent a message over the size cap"
+                return run
+    except ProtocolError as e:
+        run.ended, run.problem = "violation", str(e)
+        return run
+    except OSError:
+        return run
     finally:
         sel.close()
 
 
-# --- results -------------------------------------------------------------------------------
+# --- results -------------------------------------------------------------------------------------
 
 
 def _signal_name(n: int) -> str:
@@ -370,38 +705,80 @@ def _signal_name(n: int) -> str:
         return f"signal {n}"
 
 
+def _report(run: _Run, limits: dict) -> dict:
+    """What isolation applied, from what we launched and the pre-load report."""
+    iso = run.isolation or {}
+    known = run.isolation is not None
+    rep: dict[str, Any] = {"interpreter": run.python}
+    if run.mode == "bwrap":
+        rep.update(
+            isolated=True,
+            launcher="bubblewrap",
+            filesystem="fresh read-only root (interpreter, import path, project); writable "
+            "private /tmp",
+            network="none (own network namespace); host sockets unreachable",
+            tmp=f"private tmpfs, {TMP_SIZE >> 20} MiB, gone with the sandbox",
+            proc="own (PID namespace)",
+        )
+    elif run.mode == "ns":
+        rep.update(
+            isolated=True,
+            launcher="own namespaces (no working bubblewrap)",
+            filesystem="host filesystem read-only; writable private /tmp",
+            network="none (own network namespace)",
+            tmp=f"private tmpfs, {TMP_SIZE >> 20} MiB, gone with the sandbox",
+            proc={"own": "own (PID namespace)", "hidden": "hidden", "host": "the host's"}.get(
+                iso.get("proc", ""), "unknown"
+            ),
+        )
+    else:
+        rep.update(
+            isolated=False,
+            launcher="not isolated (no bubblewrap, no namespaces)",
+            filesystem=(
+                "writes only in a temp dir (Landlock)"
+                if iso.get("landlock")
+                else ("not restricted" if known else "unknown")
+            ),
+            network="socket creation refused (seccomp)" if iso.get("seccomp") else "the host's",
+            tmp="a host temp dir, removed after",
+            proc="the host's",
+        )
+    rep["processes"] = (
+        "no new processes or programs, no foreign ABI (seccomp); threads allowed"
+        if iso.get("seccomp")
+        else ("not restricted" if known else "unknown")
+    )
+    rep["capabilities"] = "dropped" if iso.get("capabilities") else "kept"
+    rep["rlimits"] = limits if iso.get("rlimits") else ("partly refused" if known else "unknown")
+    return rep
+
+
 def _interpret(
-    events: list[dict], ended: str, rows: list[dict], timeout_s: float, function: str
+    run: _Run,
+    checks: Sequence[Check],
+    rows: list[dict],
+    flags: Sequence[str],
+    timeout_s: float,
+    function: str,
 ) -> VerifyResult:
-    sandbox: dict = {}
-    running: int | None = None
-    load_error = ""
-    crash: dict = {}
-    for e in events:
-        if "isolation" in e:
-            sandbox = e["isolation"]
-        elif e.get("load") == "error":
-            load_error = e.get("error", "")
-        elif "start" in e:
-            running = e["start"]
-        elif "i" in e and 0 <= e["i"] < len(rows):
-            rows[e["i"]]["got"] = e.get("got")
-            rows[e["i"]]["ok"] = e.get("ok") is True
-            running = None
-        elif "crash" in e:
-            crash = e["crash"]
-    ran = [r for r in rows if r["got"] is not None]
-    passed = sum(1 for r in ran if r["ok"])
-    failed = len(ran) - passed
+    sandbox = _report(run, run.limits)
+    for k, raw in enumerate(run.results):
+        ok, got = compare.judge(checks[k], raw, flags)
+        rows[k]["ok"], rows[k]["got"] = bool(ok), got
+    passed = sum(1 for r in rows if r["ok"])
+    failed = len(run.results) - passed
     result = VerifyResult("passed", passed, failed, rows, sandbox=sandbox, function=function)
+    running = len(run.results) if run.loaded and len(run.results) < len(rows) else None
     where = ""
     if running is not None:
         where = f" while running line {rows[running]['line']}: {rows[running]['source']}"
-    if load_error:
+    exit_ = run.exit or {}
+    if run.load_error is not None and run.ended in ("done", "crash"):
         result.status = "error"
-        result.reason = f"the module failed to load: {load_error}"
+        result.reason = f"the module failed to load: {run.load_error}"
         return result
-    if ended == "done" and not crash:
+    if run.ended == "done" and exit_ == {"exit": 0}:
         total = len(rows)
         if failed:
             bad = next(r for r in rows if not r["ok"])
@@ -414,41 +791,43 @@ def _interpret(
             result.reason = f"all {total} examples passed"
         return result
     if running is not None:
-        rows[running]["got"] = f"<{ended if ended in ('timeout', 'cancelled') else 'crashed'}>"
+        mark = run.ended if run.ended in ("timeout", "cancelled") else "crashed"
+        rows[running]["got"] = f"<{mark}>"
         result.failed += 1
-    if ended == "timeout":
+    result.status = "error"
+    if run.ended == "timeout":
         result.status = "timeout"
         result.reason = f"the examples did not finish within {timeout_s:g} s{where}"
-    elif ended == "cancelled":
-        result.status = "error"
+    elif run.ended == "cancelled":
         result.reason = "cancelled"
-    elif ended == "overflow":
-        result.status = "error"
-        result.reason = "the sandbox sent too much output; killed"
-    elif ended == "no-start":
-        result.status = "error"
-        result.reason = f"the sandbox interpreter did not start within {_READY_TIMEOUT_S:g} s"
-    elif crash.get("signal") == signal.SIGXCPU:
-        result.status = "timeout"
+    elif run.ended in ("overflow", "violation"):
+        result.reason = f"the sandbox broke the protocol ({run.problem}); killed{where}"
+    elif run.ended == "no-start":
         result.reason = (
-            f"the CPU time limit ({sandbox.get('rlimits', {}).get('cpu_s')} s) ran out{where}"
+            "the sandbox could not set up its namespaces"
+            if run.ns_failed
+            else f"the sandbox interpreter did not start within {_READY_TIMEOUT_S:g} s"
         )
-    elif "signal" in crash:
-        result.status = "error"
-        result.reason = f"the code crashed ({_signal_name(crash['signal'])}){where}"
-    elif "exit" in crash:
-        result.status = "error"
-        result.reason = f"the process exited with code {crash['exit']} (os._exit?){where}"
+    elif exit_.get("signal") == signal.SIGXCPU:
+        result.status = "timeout"
+        result.reason = f"the CPU time limit ran out{where}"
+    elif exit_.get("signal") == signal.SIGSYS:
+        result.reason = f"the code made a forbidden system call and was killed (SIGSYS){where}"
+    elif "signal" in exit_:
+        result.reason = f"the code crashed ({_signal_name(exit_['signal'])}){where}"
+    elif exit_.get("exit"):
+        result.reason = f"the process exited with code {exit_['exit']} (os._exit?){where}"
+    elif run.ended == "done":
+        result.reason = f"the sandbox ended without reporting how{where}"
     else:
-        result.status = "error"
         result.reason = f"the sandbox ended unexpectedly{where}"
     return result
 
 
 _POOL = _Pool(size=int(os.environ.get("PHI_LSP_VERIFY_POOL", "1")))
-atexit.register(_POOL.close)  # the spare's temp dir goes with it
+atexit.register(_POOL.close)
 
 
 def shutdown_pool() -> None:
-    """Kill the spare interpreter (tests, server shutdown). Later runs start new ones."""
+    """Kill the spare runners (tests, server shutdown). Later runs start new ones."""
     _POOL.close()
