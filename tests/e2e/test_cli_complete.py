@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from phi_lsp.cli import UsageError
-from phi_lsp.completion_cli import write_atomic
+from phi_lsp.cli.complete import write_atomic
+from phi_lsp.cli.errors import UsageError
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -278,8 +278,8 @@ def test_tiny_generation_ends_at_the_body_not_at_max_new_tokens(tiny_built: Path
     (the engine's stop_fn), instead of generating max_new_tokens and cutting."""
     from model_runtime import load_engine
     from phi_lsp.completion import Completer
-    from phi_lsp.functions import in_file as functions
     from phi_lsp.documents import Document
+    from phi_lsp.functions import in_file as functions
     from phi_lsp.settings import Settings
 
     engine = load_engine("tiny", device="cpu")

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from phi_lsp.context import extract
-from phi_lsp.functions import in_file as functions
 from phi_lsp.documents import Document
+from phi_lsp.functions import in_file as functions
 
 STDLIB_MODULES = [
     "textwrap",
