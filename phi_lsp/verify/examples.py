@@ -43,6 +43,7 @@ from phi_lsp.verify import compare  # noqa: F401  (registers pytest's doctest fl
 MAX_DOCSTRING_CHARS = 100_000  # longer docstrings are not read for examples
 MAX_EXAMPLE_CHARS = 4_000  # an informal example's logical line
 MAX_EXAMPLES = 100  # checks per function; the rest are reported as skipped
+MAX_CANDIDATES = 400  # lines per docstring examined as possible examples (parsed)
 MAX_FUNCTIONS_PER_FILE = 2_000  # for callers that extract a whole file
 _MAX_LINES_JOINED = 12
 
@@ -110,6 +111,13 @@ class _OutOfTime(Exception):
     pass
 
 
+class _Exhausted(Exception):
+    """More lines look like examples than :data:`MAX_CANDIDATES`."""
+
+    def __init__(self, line: int) -> None:
+        self.line = line
+
+
 @dataclass
 class _Ctx:
     """What every rule needs: the function, its signature, the time budget."""
@@ -119,10 +127,19 @@ class _Ctx:
     required: int | None
     deadline: float | None
     equals_is_definition: bool = False
+    budget: int = MAX_CANDIDATES
+    checks: list[Check] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
 
     def tick(self) -> None:
         if self.deadline is not None and time.monotonic() > self.deadline:
             raise _OutOfTime
+
+    def spend(self, line: int) -> None:
+        """One line to parse (the costly part): a docstring gets MAX_CANDIDATES."""
+        self.budget -= 1
+        if self.budget < 0:
+            raise _Exhausted(line)
 
 
 def extract(
@@ -153,10 +170,14 @@ def extract(
         return ExtractResult([], [Skipped(0, "", why)])
     ctx = _Ctx(function_name.rsplit(".", 1)[-1], params, required, deadline)
     try:
-        checks, skipped = _extract(docstring, function_name, ctx, module_names)
+        _extract(docstring, function_name, ctx, module_names)
     except _OutOfTime:
         why = "reading the examples took longer than its time budget; none are run"
         return ExtractResult([], [Skipped(0, "", why)])
+    except _Exhausted as e:
+        why = f"more than {MAX_CANDIDATES} lines look like examples: from here on none are read"
+        ctx.skipped.append(Skipped(e.line, "", why))
+    checks, skipped = ctx.checks, ctx.skipped
     checks.sort(key=lambda c: c.line)
     if len(checks) > MAX_EXAMPLES:
         rest = checks[MAX_EXAMPLES:]
@@ -166,11 +187,8 @@ def extract(
     return ExtractResult(checks, skipped)
 
 
-def _extract(
-    docstring: str, function_name: str, ctx: _Ctx, module_names: Collection[str]
-) -> tuple[list[Check], list[Skipped]]:
-    checks: list[Check] = []
-    skipped: list[Skipped] = []
+def _extract(docstring: str, function_name: str, ctx: _Ctx, module_names: Collection[str]) -> None:
+    checks, skipped = ctx.checks, ctx.skipped
     doctest_lines: set[int] = set()
     is_method = "." in function_name
     try:
@@ -186,6 +204,7 @@ def _extract(
         if not isinstance(part, doctest.Example):
             continue
         ctx.tick()
+        ctx.spend(part.lineno)
         want_lines = part.want.splitlines(keepends=True)
         cut = None if is_method else _informal_in_want(want_lines, ctx)
         if cut is not None and part.exc_msg is None:
@@ -225,14 +244,11 @@ def _extract(
                 skipped.append(
                     Skipped(i, text.strip(), "informal example of a method: no instance to run")
                 )
-        return checks, skipped
-    informal, informal_skipped = _informal(lines, ctx, doctest_lines)
-    if not informal and not any(_calls(t, ctx.name) for t in lines):
-        informal, alias_skipped = _aliased(lines, ctx, doctest_lines, module_names)
-        informal_skipped.extend(alias_skipped)
-    checks.extend(informal)
-    skipped.extend(informal_skipped)
-    return checks, skipped
+        return
+    before = len(checks)
+    _informal(lines, ctx, doctest_lines)
+    if len(checks) == before and not any(_calls(t, ctx.name) for t in lines):
+        checks.extend(_aliased(lines, ctx, doctest_lines, module_names))
 
 
 def _informal_in_want(want_lines: list[str], ctx: _Ctx) -> int | None:
@@ -240,6 +256,7 @@ def _informal_in_want(want_lines: list[str], ctx: _Ctx) -> int | None:
     for k, text in enumerate(want_lines[1:], start=1):
         cleaned = _clean(text)
         if len(cleaned) <= MAX_EXAMPLE_CHARS and _calls(cleaned, ctx.name):
+            ctx.spend(k)
             check, _ = _parse_example(cleaned, ctx)
             if check is not None:
                 return k
@@ -342,11 +359,10 @@ def _is_literal(src: str) -> bool:
 # --- informal examples ------------------------------------------------------------------------
 
 
-def _informal(lines: list[str], ctx: _Ctx, taken: set[int]) -> tuple[list[Check], list[Skipped]]:
-    checks: list[Check] = []
-    skipped: list[Skipped] = []
+def _informal(lines: list[str], ctx: _Ctx, taken: set[int]) -> None:
+    checks, skipped = ctx.checks, ctx.skipped
     # "f(n) = 1 + n / 2" defines f in maths notation: "=" is no example marker then.
-    ctx.equals_is_definition = any(_is_definition(_clean(t), ctx) for t in lines)
+    ctx.equals_is_definition = any(_is_definition(_clean(t), ctx, i) for i, t in enumerate(lines))
     ctx.tick()
     i = 0
     while i < len(lines):
@@ -371,6 +387,7 @@ def _informal(lines: list[str], ctx: _Ctx, taken: set[int]) -> tuple[list[Check]
         if not _calls(text, ctx.name):
             i += 1
             continue
+        ctx.spend(i)
         start, logical, i = i, text, i + 1
         # A call whose brackets close on a later line (a list written over lines).
         while (
@@ -390,7 +407,6 @@ def _informal(lines: list[str], ctx: _Ctx, taken: set[int]) -> tuple[list[Check]
             checks.append(Check("call", check[0], check[1], start, style=check[2]))
         elif reason:
             skipped.append(Skipped(start, logical, reason))
-    return checks, skipped
 
 
 def _too_long(n: int) -> str:
@@ -414,13 +430,14 @@ def _leading_call(text: str, name: str) -> int:
     return close + 1 if close >= 0 else -1
 
 
-def _is_definition(text: str, ctx: _Ctx) -> bool:
+def _is_definition(text: str, ctx: _Ctx, line: int) -> bool:
     end = _leading_call(text, ctx.name)
     if end < 0:
         return False
     rest = text[end:].lstrip()
     if not rest.startswith("=") or rest.startswith(("==", "=>")):
         return False
+    ctx.spend(line)
     return _parse_call(text[:end], ctx.name, None) is None
 
 
@@ -670,6 +687,7 @@ def _bindings_line(
         pairs, pos = _bindings(text, lead.end(), ctx)
         if not pairs:
             return None
+        ctx.spend(i)
         rest = text[pos:]
         markers = list(_RESULT_MARKER.finditer(rest))
         if len(markers) != 1:
@@ -685,6 +703,7 @@ def _bindings_line(
         return i + 1
     if ctx.params is None or not _BINDING.match(text):
         return None
+    ctx.spend(i)
     pairs, pos = _bindings(text, 0, ctx)
     if not pairs or pos < len(text) or any(n not in ctx.params for n, _ in pairs):
         return None
@@ -718,6 +737,7 @@ def _input_output(
     skipped: list[Skipped],
 ) -> int:
     """Parse ``Input: ...`` (possibly over lines) followed by ``Output: ...``; return next i."""
+    ctx.spend(i)
     start = i
     args = first.strip()
     i += 1
@@ -775,7 +795,7 @@ def _input_output(
 
 def _aliased(
     lines: list[str], ctx: _Ctx, taken: set[int], module_names: Collection[str]
-) -> tuple[list[Check], list[Skipped]]:
+) -> list[Check]:
     """Examples that all call one other name, in a docstring that never calls the
     function's own: the function was renamed after its docstring was written
     (``grade_equation([4.0]) ==> ['A+']`` in ``numerical_letter_grade``). Taken only
@@ -795,22 +815,23 @@ def _aliased(
         if m and _calls_after_marker(text):
             found.setdefault(m.group(1), []).append((i, text))
     if len(found) != 1:
-        return [], []
+        return []
     ((other, examples),) = found.items()
     if other == ctx.name or other in _BUILTIN_NAMES or other in module_names:
-        return [], []
+        return []
     mentions = sum(1 for i, t in enumerate(lines) if i not in taken and _calls(t, other))
     if mentions != len(examples):
-        return [], []  # the name is also used in prose: maybe another function after all
+        return []  # the name is also used in prose: maybe another function after all
     alias = _Ctx(other, ctx.params, ctx.required, ctx.deadline, ctx.equals_is_definition)
     checks: list[Check] = []
     for i, text in examples:
+        ctx.spend(i)
         check, _ = _parse_example(text, alias)
         if check is None:
-            return [], []  # all or nothing: one unreadable line makes the reading doubtful
+            return []  # all or nothing: one unreadable line makes the reading doubtful
         call = ctx.name + check[0][len(other) :]
         checks.append(Check("call", call, check[1], i, style=f"{check[2]} (written as {other})"))
-    return checks, []
+    return checks
 
 
 def _calls_after_marker(text: str) -> bool:
