@@ -1,4 +1,4 @@
-"""``phi-lsp model info SPEC [--json]`` and ``phi-lsp model build-tiny [--force]``.
+"""``phi-lsp model info SPEC [--json]``, ``model build-tiny [--force]``, ``model download [SPEC]``.
 
 The parser lives in ``phi_lsp/cli.py``; this module only runs the two actions. Output
 follows the project's rule: ``--json`` is one object on stdout, progress goes to stderr.
@@ -19,6 +19,10 @@ def run_model_command(args: argparse.Namespace) -> int:
         return _info(args)
     if args.model_command == "build-tiny":
         return _build_tiny(args)
+    if args.model_command == "download":
+        from model_runtime.download import run_download_command
+
+        return run_download_command(args.spec)
     print(f"phi-lsp model: unknown action {args.model_command!r}", file=sys.stderr)
     return 2
 
@@ -89,23 +93,24 @@ def format_facts(facts: dict[str, Any]) -> str:
 
 def _build_tiny(args: argparse.Namespace) -> int:
     from model_runtime import tiny
-
-    def progress(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
+    from model_runtime.progress import TerminalProgress
 
     target = tiny.tiny_model_dir()
     if not args.force and tiny.is_built(target, tiny.model_hash()):
-        progress(f"tiny: already built in {target} (--force rebuilds)")
+        print(f"tiny: already built in {target} (--force rebuilds)", file=sys.stderr)
     else:
-        progress(f"tiny: training into {target} (a few minutes on a CPU)")
+        print(f"tiny: training into {target} (a few minutes on a CPU)", file=sys.stderr)
+    bar = TerminalProgress(sys.stderr)
     try:
-        path = tiny.ensure_tiny(force=args.force, progress=progress)
+        path = tiny.ensure_tiny(force=args.force, progress=bar)
     except OSError as e:
+        bar.close()
         print(
             f"phi-lsp model build-tiny: cannot write {target}: {e}; "
             "set PHI_LSP_CACHE_DIR to a writable directory",
             file=sys.stderr,
         )
         return 1
+    bar.close()
     print(path)
     return 0

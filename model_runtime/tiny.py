@@ -35,12 +35,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from model_runtime.progress import ProgressFn, Reporter, library_progress
+
 log = logging.getLogger(__name__)
 
 EOS = "<|endoftext|>"
 META_FILE = "phi_lsp_tiny.json"
 TOKENIZER_NAME = "tiny-tokenizer-v1"
 MODEL_NAME = "tiny-v1"
+BUILD_MESSAGE = "building the tiny demo model"
 
 # Everything that shapes the result; part of the hash, so changing it rebuilds.
 TOKENIZER_RECIPE: dict[str, Any] = {"vocab_size": 1024, "min_frequency": 2}
@@ -211,8 +214,9 @@ def ensure_tokenizer(force: bool = False) -> Path:
     return _build_atomically(target, want, lambda d: _write_tokenizer(d, want))
 
 
-def ensure_tiny(force: bool = False, progress: Callable[[str], None] | None = None) -> Path:
-    """The tiny model's directory, trained first if needed (a few minutes)."""
+def ensure_tiny(force: bool = False, progress: ProgressFn | None = None) -> Path:
+    """The tiny model's directory, trained first if needed (a few minutes); ``progress``
+    gets ``Progress("build", ...)`` at each whole percent of the training steps."""
     target = tiny_model_dir()
     want = model_hash()
     if not force and is_built(target, want):
@@ -329,14 +333,16 @@ def _token_stream(tokenizer: Any, rng: random.Random, repeats: int) -> tuple[lis
     return ids, starts
 
 
-def build_tiny(out: Path, want_hash: str, progress: Callable[[str], None] | None = None) -> None:
+def build_tiny(out: Path, want_hash: str, progress: ProgressFn | None = None) -> None:
     """Train the tiny model into ``out`` (model, tokenizer, metadata). Deterministic:
-    seeded, fixed thread count, deterministic algorithms."""
+    seeded, fixed thread count, deterministic algorithms. Steps go to ``progress`` (each
+    whole percent) and to the log (every 50 steps)."""
     import torch
     from transformers import AutoTokenizer, PhiForCausalLM
 
-    say = progress or (lambda msg: log.info("%s", msg))
     r = MODEL_RECIPE
+    reporter = Reporter(progress, "build", BUILD_MESSAGE, r["steps"], unit="steps")
+    reporter.update(0)
     t0 = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(ensure_tokenizer())
     prev_threads = torch.get_num_threads()
@@ -373,14 +379,20 @@ def build_tiny(out: Path, want_hash: str, progress: Callable[[str], None] | None
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             losses.append(float(loss.detach()))
+            # The last step's 100 % waits for the files: a consumer takes 100 as done.
+            reporter.update(min(step + 1, r["steps"] - 1))
             if step % 50 == 0 or step == r["steps"] - 1:
-                say(
-                    f"tiny: step {step + 1}/{r['steps']} loss {losses[-1]:.3f} "
-                    f"({time.perf_counter() - t0:.0f} s)"
+                log.info(
+                    "tiny: step %d/%d loss %.3f (%.0f s)",
+                    step + 1,
+                    r["steps"],
+                    losses[-1],
+                    time.perf_counter() - t0,
                 )
         model.eval()
-        model.save_pretrained(out)
-        tokenizer.save_pretrained(out)
+        with library_progress(None):  # no "Writing model shards" bar on stderr
+            model.save_pretrained(out)
+            tokenizer.save_pretrained(out)
     finally:
         torch.set_num_threads(prev_threads)
         torch.use_deterministic_algorithms(prev_det)
@@ -398,7 +410,8 @@ def build_tiny(out: Path, want_hash: str, progress: Callable[[str], None] | None
         "torch": torch.__version__,
     }
     (out / META_FILE).write_text(json.dumps(meta, indent=2), "utf-8")
-    say(f"tiny: built in {meta['seconds']} s, final loss {final:.3f}")
+    log.info("tiny: built in %s s, final loss %.3f", meta["seconds"], final)
+    reporter.update(r["steps"])
 
 
 def _lr(step: int) -> float:
@@ -411,8 +424,10 @@ def _lr(step: int) -> float:
 
 def main() -> int:
     """``python -m model_runtime.tiny [--force]``: build and print the directory."""
+    from model_runtime.progress import TerminalProgress
+
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    print(ensure_tiny(force="--force" in sys.argv[1:]))
+    print(ensure_tiny(force="--force" in sys.argv[1:], progress=TerminalProgress()))
     return 0
 
 
