@@ -18,6 +18,9 @@ from typing import TYPE_CHECKING, TypedDict
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
+from phi_lsp import functions
+from phi_lsp.documents import Document
+
 if TYPE_CHECKING:
     from phi_lsp.server.app import PhiLanguageServer
     from phi_lsp.verify import VerifyResult
@@ -60,35 +63,23 @@ def parse_args(args: object) -> tuple[str, tuple[int, int]]:
     return args[0], (line, ch)
 
 
-def function_at(source: str, line: int) -> tuple[str | None, int, str]:
-    """(name, 1-based def line, why not) of the function around 0-based ``line``.
-
-    Top-level functions and methods (``Class.method``): a nested function cannot run
-    on its own, so inside one the enclosing function is the one verified.
-    """
-    try:
-        tree = ast.parse(source)
-    except (SyntaxError, ValueError) as e:
-        lineno = getattr(e, "lineno", None)
-        where = f" at line {lineno}" if lineno else ""
-        return None, 0, f"cannot verify: the file does not parse{where}; fix that first"
-
-    def visit(node: ast.AST, prefix: str) -> tuple[str, int] | None:
-        for child in ast.iter_child_nodes(node):
-            if not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                continue
-            first = min([d.lineno for d in child.decorator_list] + [child.lineno]) - 1
-            if not first <= line <= (child.end_lineno or child.lineno) - 1:
-                continue
-            if isinstance(child, ast.ClassDef):
-                return visit(child, prefix + child.name + ".")
-            return prefix + child.name, child.lineno
-        return None
-
-    found = visit(tree, "")
-    if found is None:
+def function_at(source: str | Document, line: int) -> tuple[str | None, int, str]:
+    """(name, 1-based def line, why not) of the function around 0-based ``line``
+    (``functions.runnable_at``: a top-level function or ``Class.method``; inside a nested
+    function, the enclosing one, since a nested one cannot run on its own)."""
+    doc = Document(source) if isinstance(source, str) else source
+    if functions.syntax_error_line(doc) is not None:
+        # Python, not tree-sitter, says whether the file can run (and where it breaks).
+        try:
+            ast.parse(doc.text)
+        except (SyntaxError, ValueError) as e:
+            lineno = getattr(e, "lineno", None)
+            where = f" at line {lineno}" if lineno else ""
+            return None, 0, f"cannot verify: the file does not parse{where}; fix that first"
+    fn = functions.runnable_at(doc, line)
+    if fn is None:
         return None, 0, f"no function at line {line + 1}"
-    return found[0], found[1], ""
+    return fn.qualname, fn.def_line + 1, ""
 
 
 def reply_of(result: VerifyResult) -> VerifyReply:
@@ -136,15 +127,17 @@ def message_type(r: VerifyReply) -> types.MessageType:
 
 
 def _run(
-    source: str, line: int, timeout_s: float, cancel: threading.Event
+    doc: Document, line: int, timeout_s: float, cancel: threading.Event
 ) -> tuple[str, int, VerifyReply]:
     """On a thread: find the function, run its examples. (name, def line, reply)."""
-    name, def_line, why = function_at(source, line)
+    name, def_line, why = function_at(doc, line)
     if name is None:
         return "", 0, error_reply(why)
     from phi_lsp import verify
 
-    result = verify.verify_function(source, name, timeout_s=timeout_s, line=def_line, cancel=cancel)
+    result = verify.verify_function(
+        doc.text, name, timeout_s=timeout_s, line=def_line, cancel=cancel
+    )
     return name, def_line, reply_of(result)
 
 
@@ -162,7 +155,7 @@ async def verify_at(ls: PhiLanguageServer, args: Sequence[object]) -> VerifyRepl
     # Extraction and the sandbox's start are bounded too: the budget is the examples'
     # timeout plus a margin for them.
     budget_s = timeout_s + 2.0
-    call = functools.partial(_run, snap.doc.text, line, timeout_s, cancel)
+    call = functools.partial(_run, snap.doc, line, timeout_s, cancel)
     try:
         fut = asyncio.get_running_loop().run_in_executor(ls.pool, call)
         name, _, reply = await asyncio.wait_for(fut, budget_s)
