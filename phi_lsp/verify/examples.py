@@ -656,7 +656,9 @@ def _bound_call(pairs: list[tuple[str, str]], ctx: _Ctx) -> tuple[str | None, st
     names = [n for n, _ in pairs]
     if len(set(names)) != len(names) or any(n not in ctx.params for n in names):
         return None, "the names bound are not all parameters of this function"
-    if ctx.required is not None and len(names) < ctx.required:
+    # The first `required` parameters are the ones without defaults (a keyword-only one
+    # without a default can make this stricter than Python: skipped then, never wrong).
+    if ctx.required is not None and not set(ctx.params[: ctx.required]) <= set(names):
         return None, "not every required parameter is given a value"
     values = dict(pairs)
     ordered = [p for p in ctx.params if p in values]

@@ -152,3 +152,122 @@ def test_method_informal_examples_are_skipped_doctests_kept() -> None:
     result = extract(doc, "A.m")
     assert [c.kind for c in result.checks] == ["doctest"]
     assert "method" in result.skipped[0].reason
+
+
+# --- parameters bound by name, worked arithmetic, a former name (issue 12 item 5) ---------
+
+
+@pytest.mark.parametrize(
+    ("line", "call", "expected"),
+    [
+        ("For lst = [1,2,3] the output should be 6", "f([1,2,3])", "6"),
+        ("For lst = [] the output should be 0.", "f([])", "0"),
+        (
+            "For lst = [1], k = \"ae\", the result should be ('bcd',False)",
+            'f([1], "ae")',
+            "('bcd',False)",
+        ),
+        ('For lst = [1], k = "b"  the result should be 2', 'f([1], "b")', "2"),
+        ("For k = 2, lst = [5] the answer is 7", "f([5], 2)", "7"),
+        ("For lst = [2], after doubling twice, the output should be 8", "f([2])", "8"),
+        ("For lst = [2] the function should return 8", "f([2])", "8"),
+    ],
+)
+def test_parameters_bound_by_name(line: str, call: str, expected: str) -> None:
+    assert calls(f"    {line}\n", params=["lst", "k"], required=1) == [(call, expected)]
+
+
+def test_only_keyword_binding_when_not_a_prefix_of_the_signature() -> None:
+    got = calls("    For k = 3 the output should be 1\n", params=["lst", "k"], required=0)
+    assert got == [("f(k=3)", "1")]
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ("For n = 3 the output should be 6", "not all parameters"),  # no parameter n
+        ("For k = 3 the output should be 6", "required"),  # lst is required
+        ("For lst = [1] the output should be x", "not a Python literal"),
+        ("For lst = [1] the output should be 1, the result is 2", "more than one"),
+    ],
+)
+def test_bound_parameters_that_do_not_fit_are_skipped(line: str, reason: str) -> None:
+    result = extract(f"    {line}\n", "f", ["lst", "k"], 1)
+    assert result.checks == []
+    assert reason in result.skipped[0].reason
+
+
+def test_bound_parameters_need_the_signature() -> None:
+    result = extract("    For lst = [1] the output should be 1\n", "f")
+    assert result.checks == []
+    assert "signature" in result.skipped[0].reason
+
+
+def test_a_binding_line_then_its_return_line() -> None:
+    doc = """
+      arr = [2, 1, 3]
+            -> sort arr -> [1, 2, 3]
+      return [3, 2, 1]
+
+      arr = []
+      return []
+
+      arr = [1, -1]
+      return = [1]
+    """
+    assert calls(doc, params=["arr"], required=1) == [
+        ("f([2, 1, 3])", "[3, 2, 1]"),
+        ("f([])", "[]"),
+        ("f([1, -1])", "[1]"),
+    ]
+
+
+def test_a_binding_line_without_a_return_line_is_no_example() -> None:
+    doc = "    arr = [2, 1, 3]\n    is sorted in place\n"
+    assert calls(doc, params=["arr"], required=1) == []
+    assert calls("    x = [2]\n    return [2]\n", params=["arr"], required=1) == []
+
+
+def test_worked_arithmetic_gives_the_result() -> None:
+    doc = '    f("5 apples", 19) ->19 - 5 - 6 = 8\n    f(2) -> 2 * (3 + 1) / 4 = 2.0\n'
+    assert calls(doc) == [('f("5 apples", 19)', "8"), ("f(2)", "2.0")]
+
+
+def test_worked_arithmetic_cannot_make_the_host_compute_much() -> None:
+    result = extract("    f(1) -> " + " + ".join(["9" * 12] * 200) + " = 1\n", "f")
+    assert result.checks == []
+    big = extract("    f(1) -> 10 ** 10 ** 10 = 1\n", "f")
+    assert big.checks == []
+
+
+def test_examples_under_a_former_name() -> None:
+    doc = """Grades.
+
+    Example:
+    grade_equation([4.0, 3]) ==> ['A+', 'B']
+    assert grade_equation([1.0]) => ['D']
+    """
+    got = calls(doc, name="letter_grade", params=["grades"], required=1)
+    assert got == [("letter_grade([4.0, 3])", "['A+', 'B']"), ("letter_grade([1.0])", "['D']")]
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        "    helper([1]) ==> 2\n    f(1) is like it\n",  # the function's own name is used
+        "    helper([1]) ==> 2\n    other([1]) ==> 3\n",  # two other names
+        "    sorted([2, 1]) ==> [1, 2]\n",  # a builtin
+        "    helper([1]) ==> 2\n    helper(x) is slow\n",  # used in prose too
+        "    helper([1]) ==> 2\n    helper([2]) ==> ???\n",  # not every line reads
+        "    helper([1], 2, 3) ==> 2\n",  # does not bind to f(xs)
+    ],
+)
+def test_another_name_is_read_only_when_unambiguous(doc: str) -> None:
+    assert calls(doc, params=["xs"], required=1) == []
+
+
+def test_a_name_the_module_defines_is_never_taken_for_this_function() -> None:
+    doc = "    helper([1]) ==> 2\n"
+    assert calls(doc, params=["xs"], required=1)
+    result = extract(doc, "f", ["xs"], 1, module_names={"helper", "f"})
+    assert result.checks == []
