@@ -74,9 +74,11 @@ def fill(
     function: str | None = None,
     all: bool = False,
     progress: Progress | None = None,
+    path: str | Path | None = None,
 ) -> tuple[str, list[Completion]]:
-    """Complete ``source``; returns the new text and the records (ranges in ``source``)."""
-    doc = Document(source)
+    """Complete ``source``; returns the new text and the records (ranges in ``source``).
+    ``path``: the file ``source`` is the text of; verification runs inside its project."""
+    doc = Document(source, uri=Path(path).absolute().as_uri() if path else "")
     records: list[Completion] = []
     if at is not None:
         ln, col = _parse_at(at)
@@ -137,6 +139,7 @@ def complete_source(
     all: bool = False,
     model: str | None = None,
     settings: Settings | None = None,
+    path: str | Path | None = None,
     **setting_overrides: Any,
 ) -> dict[str, Any]:
     """Fill function bodies of ``source``. Exactly one of line (1-based), at ((line, col),
@@ -150,7 +153,7 @@ def complete_source(
         raise TargetError("give exactly one of line, at, function or all=True")
     s = _settings(model, settings, setting_overrides)
     completer = get_completer(s)
-    new, records = fill(completer, source, line=line, at=at, function=function, all=all)
+    new, records = fill(completer, source, line=line, at=at, function=function, all=all, path=path)
     return {
         "file": None,
         "model": completer.model_name,
@@ -162,7 +165,7 @@ def complete_source(
 def complete_file(path: str | Path, **kwargs: Any) -> dict[str, Any]:
     """``complete_source`` on a file's text (the file is not written); ``file`` is set."""
     p = Path(path)
-    result = complete_source(p.read_bytes().decode("utf-8"), **kwargs)  # keeps CRLF
+    result = complete_source(p.read_bytes().decode("utf-8"), path=p, **kwargs)  # keeps CRLF
     result["file"] = str(p)
     return result
 

@@ -112,6 +112,9 @@ class Completer:
         self.count_tokens: Callable[[str], int] = counter or prompt_mod.estimate_tokens
         self._exact_count = counter is not None  # else: look for the model's tokenizer once
         self.timings: dict[str, float] = {}  # last request: pipeline vs model time, ms
+        # The editor's workspace folders (the server sets them): a file's project root
+        # when no pyproject.toml/setup.cfg/setup.py/.git is found above it.
+        self.workspace_roots: tuple[str, ...] = ()
 
     # --- public ---------------------------------------------------------------------
 
@@ -153,7 +156,7 @@ class Completer:
         ctx = context_mod.extract(doc, offset)
         if ctx is None:
             return None
-        chosen = self._choose(ctx, doc.text, key=key, cancel=cancel)
+        chosen = self._choose(ctx, doc.text, key=key, cancel=cancel, path=_file_path(doc.uri))
         if chosen is None or not chosen.text:
             return None
         chosen.text = _with_newlines_of(doc, chosen.text)
@@ -177,7 +180,7 @@ class Completer:
         ctx = context_mod.extract(vdoc, slot.cursor)
         if ctx is None:
             return None
-        chosen = self._choose(ctx, slot.virtual, key="", cancel=cancel)
+        chosen = self._choose(ctx, slot.virtual, key="", cancel=cancel, path=_file_path(doc.uri))
         if chosen is None or not chosen.text.strip():
             return None
         start, end = doc.position_at(slot.start), doc.position_at(slot.end)
@@ -192,7 +195,13 @@ class Completer:
     # --- the pipeline ------------------------------------------------------------------
 
     def _choose(
-        self, ctx: Context, source: str, *, key: str, cancel: threading.Event | None
+        self,
+        ctx: Context,
+        source: str,
+        *,
+        key: str,
+        cancel: threading.Event | None,
+        path: str | None = None,
     ) -> Completion | None:
         """prompt → (cache | model, stopped by the stop rules) → clean-up → [verify]."""
         t0 = time.perf_counter()
@@ -209,7 +218,7 @@ class Completer:
                 else Completion(ctx.function, ctx.def_line, got[0], {}, 0.0, cached=got[1])
             )
         else:
-            rec = self._best_of(verify, p, stopper, ctx, source, key, cancel)
+            rec = self._best_of(verify, p, stopper, ctx, source, key, cancel, path)
         self.timings = {"total_ms": (time.perf_counter() - t0) * 1000, "prompt_tokens": p.tokens}
         return rec
 
@@ -222,6 +231,7 @@ class Completer:
         source: str,
         key: str,
         cancel: threading.Event | None,
+        path: str | None = None,
     ) -> Completion | None:
         """Up to K candidates (greedy, then sampled with seeds 1..K-1); the first that
         passes its examples wins, else the best ranked (no examples > failed)."""
@@ -233,7 +243,7 @@ class Completer:
                 return None
             tried += 1
             cand = Completion(ctx.function, ctx.def_line, got[0], {}, 0.0, cached=got[1])
-            rank = self._verify(verify, ctx, source, cand, cancel)
+            rank = self._verify(verify, ctx, source, cand, cancel, path)
             if cancel is not None and cancel.is_set():
                 return None
             if best is None or rank > best[0]:
@@ -309,9 +319,12 @@ class Completer:
         source: str,
         cand: Completion,
         cancel: threading.Event | None = None,
+        path: str | None = None,
     ) -> int:
         """Run the docstring's examples on the candidate; rank: 2 passed, 1 no examples,
-        0 failed/error/timeout. Fills the record's verification fields."""
+        0 failed/error/timeout. Fills the record's verification fields. ``path`` (the
+        document's file) makes the candidate run inside its project: imported as pytest
+        imports that file, with the project's interpreter (``verify/project.py``)."""
         spliced = source[: ctx.cursor] + cand.text + source[ctx.cursor :]
         try:
             res = verify(
@@ -320,6 +333,9 @@ class Completer:
                 timeout_s=self.settings.verify_timeout_ms / 1000,
                 line=ctx.def_line + 1,
                 cancel=cancel,
+                path=path,
+                python=self.settings.python_path or None,
+                workspace_roots=self.workspace_roots,
             )
         except Exception as e:  # a broken verifier must not lose the suggestion
             log.warning("verification failed to run: %s", e)
@@ -362,6 +378,18 @@ def _with_newlines_of(doc: Document, text: str) -> str:
     second = doc.line_start(1)
     crlf = doc.line_count > 1 and doc.text[second - 2 : second] == "\r\n"
     return text.replace("\r\n", "\n").replace("\n", "\r\n") if crlf else text
+
+
+def _file_path(uri: str) -> str | None:
+    """The local path of a ``file:`` URI (a document's); None for anything else."""
+    if not uri.startswith("file:"):
+        return None
+    from urllib.parse import unquote, urlparse
+
+    parsed = urlparse(uri)
+    if parsed.netloc not in ("", "localhost"):
+        return None
+    return unquote(parsed.path) or None
 
 
 def _verifier() -> Callable[..., Any] | None:

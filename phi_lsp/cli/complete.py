@@ -41,6 +41,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     c.add_argument("--candidates", type=int, default=None, help="candidates to try with --verify")
     c.add_argument("--temperature", type=float, default=None)
     c.add_argument("--seed", type=int, default=0)
+    c.add_argument(
+        "--python",
+        default=None,
+        metavar="PATH",
+        help="the project's interpreter for --verify (default: $VIRTUAL_ENV, ./.venv, ./venv, "
+        "phi-lsp's own)",
+    )
     out = c.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="one JSON object on stdout")
     out.add_argument("--diff", action="store_true", help="a unified diff (the default)")
@@ -92,6 +99,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         "candidates": args.candidates,
         "remoteModel": args.remote_model,
         "apiKeyEnv": args.api_key_env,
+        "pythonPath": getattr(args, "python", None),
     }
     if args.verify:
         # "prefer": every record says how its examples went; --write then keeps only
@@ -165,6 +173,14 @@ def run(args: argparse.Namespace) -> int:
             functions.select(Document(source), line=args.line, function=args.function, all=use_all)
     except functions.TargetError as e:
         raise UsageError(f"{path}: {e}") from None
+    if s.verify != "off":
+        # The project's interpreter before the model: missing or broken, nothing runs.
+        from phi_lsp.verify.project import ProjectError, resolve
+
+        try:
+            resolve(path, python=s.python_path or None)
+        except ProjectError as e:
+            raise UsageError(str(e)) from None
     try:
         completer = api.get_completer(s)
     except ModelLoadError as e:
@@ -178,6 +194,7 @@ def run(args: argparse.Namespace) -> int:
             function=args.function,
             all=use_all,
             progress=_Progress() if use_all else None,
+            path=path,
         )
     except functions.TargetError as e:
         raise UsageError(f"{path}: {e}") from None
