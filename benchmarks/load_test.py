@@ -31,6 +31,7 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
 from model_runtime.types import GenerationError, GenerationRequest  # noqa: E402
+from phi_lsp.bench.stats import percentile  # noqa: E402
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 FALLBACK_PROMPTS = [
@@ -117,12 +118,8 @@ def editor(
 
 
 def pct(xs: list[float], q: float) -> float | None:
-    if not xs:
-        return None
-    s = sorted(xs)
-    k = (len(s) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(s) - 1)
-    return round(s[lo] + (s[hi] - s[lo]) * (k - lo), 1)
+    """``stats.percentile`` in ms to 0.1; None when nothing completed."""
+    return round(percentile(xs, q), 1) if xs else None
 
 
 def run_level(url: str, n: int, args: argparse.Namespace) -> dict[str, Any]:

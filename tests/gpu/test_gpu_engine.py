@@ -54,8 +54,8 @@ def _same_or_tie(eng, prompt: str, ours: list[int], ref: list[int]) -> None:  # 
 
 
 def test_fp16_greedy_equals_generate_cold_and_warm(cuda_engine) -> None:  # type: ignore[no-untyped-def]
-    from model_runtime.bench import prompt_of
     from model_runtime.types import GenerationRequest
+    from phi_lsp.bench.engine import prompt_of
 
     eng = cuda_engine
     assert (eng.info.device, eng.info.dtype) == ("cuda", "float16")
@@ -73,7 +73,7 @@ def test_fp16_greedy_equals_generate_cold_and_warm(cuda_engine) -> None:  # type
 
 
 def test_fp16_speed_is_reported(cuda_engine) -> None:  # type: ignore[no-untyped-def]
-    from model_runtime.bench import engine_bench, speculative_bench
+    from phi_lsp.bench.engine import engine_bench, speculative_bench
 
     r = engine_bench(cuda_engine, prompt_tokens=1000, new_tokens=64, runs=3)
     s = speculative_bench(cuda_engine, prompt_tokens=1000, new_tokens=64, prompts=3)
@@ -88,9 +88,9 @@ def test_fp16_speed_is_reported(cuda_engine) -> None:  # type: ignore[no-untyped
 
 
 def test_cuda_graph_decode_matches_eager_and_is_not_slower(cuda_engine) -> None:  # type: ignore[no-untyped-def]
-    from model_runtime.bench import prompt_of
     from model_runtime.engine import LocalEngine
     from model_runtime.types import GenerationRequest
+    from phi_lsp.bench.engine import prompt_of
 
     graph = cuda_engine
     assert graph.cuda_graphs, "CUDA-graph decoding should be on by default on CUDA"

@@ -302,7 +302,7 @@ def test_pipeline_bench_reports_overhead_and_incremental_parsing(rest_file: Path
     import argparse
     import json
 
-    from phi_lsp.bench_suites import pipeline
+    from phi_lsp.bench import pipeline
 
     args = argparse.Namespace(
         model=f"replay:{rest_file}", new_tokens=16, runs=1, device="cpu", no_replay=True

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from model_runtime.bench import body_prompts, decode_bytes_per_token, engine_bench
 from phi_lsp import bench as phi_bench
+from phi_lsp.bench.engine import body_prompts, decode_bytes_per_token, engine_bench
 
 ENGINE_KEYS = {
     "model",
@@ -83,16 +83,19 @@ def test_missing_suite_module_is_reported_not_raised(
 ) -> None:
     monkeypatch.setattr(phi_bench, "SUITES", (*phi_bench.SUITES, "nosuch"))
     assert phi_bench.run_bench(_args(suite="nosuch")) == 1
-    assert json.loads(capsys.readouterr().out) == {
-        "suite": "nosuch",
-        "error": "suite not available",
-    }
+    out = json.loads(capsys.readouterr().out)
+    assert out["suite"] == "nosuch" and "phi_lsp.bench.nosuch" in out["error"]
 
 
 def test_unknown_suite_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    assert phi_bench.run_bench(_args(suite="speed")) == 2
+    from phi_lsp.cli import main
+
+    assert main(["bench", "--suite", "speed"]) == 2
     captured = capsys.readouterr()
-    assert captured.out == "" and "unknown suite 'speed'" in captured.err
+    assert captured.out == ""
+    assert captured.err.startswith("phi-lsp bench: unknown suite 'speed'")
+    with pytest.raises(ValueError, match="unknown suite"):
+        phi_bench.run_bench(_args(suite="speed"))
 
 
 def test_bad_model_is_one_json_error_and_exit_1(capsys: pytest.CaptureFixture[str]) -> None:

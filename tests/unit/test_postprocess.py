@@ -3,7 +3,7 @@ rest of standard-library files) whose completions must equal the originals."""
 
 from __future__ import annotations
 
-from phi_lsp.bench_suites.pipeline import replay_agreement
+from phi_lsp.bench.pipeline import replay_agreement
 from phi_lsp.context import extract
 from phi_lsp.documents import Document
 from phi_lsp.postprocess import Stopper, parses

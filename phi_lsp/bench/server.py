@@ -22,14 +22,14 @@ import json
 import os
 import queue
 import re
-import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from phi_lsp.bench.stats import p50, summary
+from phi_lsp.testing.lsp_client import LspClient
 
 FILE_LINES = 5000
 BODY = "result = compute(value)\n    return result\n"
@@ -59,125 +59,20 @@ def build_file(lines: int = FILE_LINES) -> tuple[str, list[tuple[int, int]]]:
     return "\n".join(out) + "\n", cursors
 
 
-class _Client:
-    """JSON-RPC over the server's pipes; a thread reads and timestamps messages."""
-
-    def __init__(self, argv: list[str]) -> None:
-        self.proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
-        )
-        self._responses: dict[Any, queue.Queue[tuple[float, dict[str, Any]]]] = {}
-        self._lock = threading.Lock()
-        self.logs: queue.Queue[str] = queue.Queue()
-        self.statuses: queue.Queue[dict[str, Any]] = queue.Queue()
-        self._next = 0
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _box(self, msg_id: Any) -> queue.Queue[tuple[float, dict[str, Any]]]:
-        with self._lock:
-            return self._responses.setdefault(msg_id, queue.Queue())
-
-    def _read(self) -> None:
-        out = self.proc.stdout
-        assert out is not None
-        while True:
-            length = 0
-            while True:
-                line = out.readline()
-                if not line:
-                    return
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":")[1])
-                elif line == b"\r\n":
-                    break
-            msg = json.loads(out.read(length))
-            now = time.perf_counter()
-            method = msg.get("method")
-            if method is None:
-                self._box(msg.get("id")).put((now, msg))
-            elif method == "window/logMessage":
-                self.logs.put(msg["params"]["message"])
-            elif method == "phiLsp/status":
-                self.statuses.put(msg["params"])
-            elif "id" in msg:  # a request from the server: answer it plainly
-                self._write({"jsonrpc": "2.0", "id": msg["id"], "result": None})
-
-    def _write(self, obj: dict[str, Any]) -> None:
-        body = json.dumps(obj).encode()
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
-        self.proc.stdin.flush()
-
-    def notify(self, method: str, params: Any) -> None:
-        self._write({"jsonrpc": "2.0", "method": method, "params": params})
-
-    def request(self, method: str, params: Any, timeout: float = 60) -> tuple[float, Any]:
-        """(round trip in ms, result)."""
-        self._next += 1
-        msg_id = self._next
-        box = self._box(msg_id)
-        t0 = time.perf_counter()
-        self._write({"jsonrpc": "2.0", "id": msg_id, "method": method, "params": params})
+def timing_for(
+    client: LspClient, line: int, character: int, timeout: float = 5
+) -> tuple[float, bool]:
+    """(model ms, cached) from the server's debug line for this cursor."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
         try:
-            t1, msg = box.get(timeout=timeout)
+            text = client.logs.get(timeout=0.1)
         except queue.Empty:
-            raise RuntimeError(f"no answer to {method} in {timeout} s") from None
-        with self._lock:
-            self._responses.pop(msg_id, None)
-        return (t1 - t0) * 1000, msg.get("result", msg.get("error"))
-
-    def wait_status(self, state: str, timeout: float = 120) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                st = self.statuses.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            if st["state"] == state:
-                return st
-            if st["state"] == "error":
-                raise RuntimeError(st["message"])
-        raise RuntimeError(f"server not {state} after {timeout} s")
-
-    def timing_for(self, line: int, character: int, timeout: float = 5) -> tuple[float, bool]:
-        """(model ms, cached) from the server's debug line for this cursor."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                text = self.logs.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            m = _TIMING.search(text)
-            if m and int(m.group(2)) == line and int(m.group(3)) == character:
-                return float(m.group(5)), m.group(6) == "True"
-        raise RuntimeError("the server did not log its timing (is logLevel debug?)")
-
-    def close(self) -> None:
-        try:
-            self.request("shutdown", None, timeout=10)
-            self.notify("exit", None)
-            self.proc.wait(timeout=10)
-        except Exception:
-            pass
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-
-
-def _pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    xs = sorted(values)
-    return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
-
-
-def _summary(values: list[float]) -> dict[str, float]:
-    return {
-        "p50_ms": round(_pct(values, 0.5), 3),
-        "p95_ms": round(_pct(values, 0.95), 3),
-        "mean_ms": round(statistics.fmean(values), 3) if values else float("nan"),
-        "n": len(values),
-    }
+            continue
+        m = _TIMING.search(text)
+        if m and int(m.group(2)) == line and int(m.group(3)) == character:
+            return float(m.group(5)), m.group(6) == "True"
+    raise RuntimeError("the server did not log its timing (is logLevel debug?)")
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -188,7 +83,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         body.write_text(BODY, encoding="utf-8")
         src = Path(tmp, "module.py")
         uri = src.as_uri()
-        client = _Client(
+        client = LspClient(
             [sys.executable, "-m", "phi_lsp", "--stdio", "--log-file", str(Path(tmp, "log"))]
         )
         try:
@@ -229,7 +124,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 ms, got = inline(line, ch)
                 if not got:
                     raise RuntimeError(f"no suggestion at {line}:{ch}")
-                model_ms, _cached = client.timing_for(line, ch)
+                model_ms, _cached = timing_for(client, line, ch)
                 rtt.append(ms)
                 model.append(model_ms)
                 overhead.append(ms - model_ms)
@@ -240,7 +135,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for k in range(max(1, runs)):
                 line, ch = cursors[(7 * k + 3) % len(cursors)]
                 _ms, got = inline(line, ch)
-                client.timing_for(line, ch)
+                timing_for(client, line, ch)
                 for j, c in enumerate(first_line[:-1]):
                     version += 1
                     client.notify(
@@ -259,23 +154,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         },
                     )
                     ms, got = inline(line, ch + j + 1)
-                    _model_ms, cached = client.timing_for(line, ch + j + 1)
+                    _model_ms, cached = timing_for(client, line, ch + j + 1)
                     if got.startswith(first_line[j + 1 :]):
                         typed.append(ms)
                         hits += int(cached)
         finally:
             client.close()
-    ping_p50 = _pct(ping, 0.5)
+    ping_p50 = p50(ping, 6)
     return {
         "model": "replay",
         "file_lines": text.count("\n"),
-        "overhead": _summary(overhead),
-        "round_trip": _summary(rtt),
-        "model_time": _summary(model),
-        "typed_ahead": {**_summary(typed), "cache_hits": hits, "goal_p50_ms": 5.0},
-        "bare_round_trip": _summary(ping),
-        "ratio_overhead_to_bare_p50": round(_pct(overhead, 0.5) / ping_p50, 2),
-        "ratio_typed_ahead_to_bare_p50": round(_pct(typed, 0.5) / ping_p50, 2),
+        "overhead": summary(overhead),
+        "round_trip": summary(rtt),
+        "model_time": summary(model),
+        "typed_ahead": {**summary(typed), "cache_hits": hits, "goal_p50_ms": 5.0},
+        "bare_round_trip": summary(ping),
+        "ratio_overhead_to_bare_p50": round(p50(overhead, 6) / ping_p50, 2),
+        "ratio_typed_ahead_to_bare_p50": round(p50(typed, 6) / ping_p50, 2),
     }
 
 

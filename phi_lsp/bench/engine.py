@@ -9,13 +9,13 @@ prompt lookup behave on code as they do in an editor.
 from __future__ import annotations
 
 import re
-import statistics
 import sysconfig
 import time
 from pathlib import Path
 from typing import Any
 
 from model_runtime.types import Engine, GenerationRequest
+from phi_lsp.bench.stats import p50, p95, ratio
 
 # Modules whose source makes the bench prompts (the first N tokens of their text).
 _SOURCES = ("argparse.py", "json/encoder.py", "textwrap.py", "dataclasses.py", "inspect.py")
@@ -35,22 +35,6 @@ def code_text(min_chars: int = 200_000) -> str:
     if not parts:  # a stripped Python: fall back to this package's own source
         parts = [p.read_text(encoding="utf-8") for p in Path(__file__).parent.glob("*.py")]
     return "\n\n".join(parts)
-
-
-def _median(xs: list[float]) -> float:
-    return round(statistics.median(xs), 2) if xs else 0.0
-
-
-def _p95(xs: list[float]) -> float:
-    """95th percentile (nearest rank); with few runs this is close to the maximum."""
-    if not xs:
-        return 0.0
-    ordered = sorted(xs)
-    return round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 2)
-
-
-def _ratio(a: float, b: float) -> float | None:
-    return round(a / b, 4) if b else None
 
 
 def prompt_of(engine: Any, n_tokens: int, offset_tokens: int = 0, extra: int = 0) -> str:
@@ -150,27 +134,25 @@ def engine_bench(
         "new_tokens": cold.new_tokens,
         "typed_tokens": warm.prompt_tokens - cold.prompt_tokens,
         "reused_tokens": warm.reused_tokens,
-        "cold_ms": _median(cold_ms),
-        "warm_ms": _median(warm_ms),
-        "warm_over_cold": _ratio(_median(warm_ms), _median(cold_ms)),
-        "cold_p95_ms": _p95(cold_ms),
-        "warm_p95_ms": _p95(warm_ms),
-        "generate_p95_ms": _p95(gen_ms) if gen_ms else None,
+        "cold_ms": p50(cold_ms),
+        "warm_ms": p50(warm_ms),
+        "warm_over_cold": ratio(p50(warm_ms), p50(cold_ms)),
+        "cold_p95_ms": p95(cold_ms),
+        "warm_p95_ms": p95(warm_ms),
+        "generate_p95_ms": p95(gen_ms) if gen_ms else None,
         # Prefix reuse by itself: the prompt part of warm vs cold (decode is the same work).
-        "cold_prefill_ms": _median(cold_prefill_ms),
-        "warm_prefill_ms": _median(warm_prefill_ms),
-        "warm_prefill_over_cold_prefill": _ratio(
-            _median(warm_prefill_ms), _median(cold_prefill_ms)
-        ),
-        "prefill_tok_s": _median(prefill_tok_s),
-        "decode_tok_s": _median(decode_tok_s),
-        "generate_ms": _median(gen_ms) if gen_ms else None,
-        "ours_over_generate": _ratio(_median(cold_ms), _median(gen_ms)) if gen_ms else None,
+        "cold_prefill_ms": p50(cold_prefill_ms),
+        "warm_prefill_ms": p50(warm_prefill_ms),
+        "warm_prefill_over_cold_prefill": ratio(p50(warm_prefill_ms), p50(cold_prefill_ms)),
+        "prefill_tok_s": p50(prefill_tok_s),
+        "decode_tok_s": p50(decode_tok_s),
+        "generate_ms": p50(gen_ms) if gen_ms else None,
+        "ours_over_generate": ratio(p50(cold_ms), p50(gen_ms)) if gen_ms else None,
         # Best of the runs: on a shared machine the minimum is the least disturbed figure.
         "cold_best_ms": round(min(cold_ms), 2),
         "warm_best_ms": round(min(warm_ms), 2),
         "generate_best_ms": round(min(gen_ms), 2) if gen_ms else None,
-        "ours_over_generate_best": _ratio(min(cold_ms), min(gen_ms)) if gen_ms else None,
+        "ours_over_generate_best": ratio(min(cold_ms), min(gen_ms)) if gen_ms else None,
     }
     if hasattr(engine, "model") and out["decode_tok_s"]:
         out.update(_bound(engine, 1000 / out["decode_tok_s"], cold.prompt_tokens + new_tokens // 2))
@@ -214,7 +196,7 @@ def _bound(engine: Any, ms_per_token: float, context: int) -> dict[str, Any]:
         "decode_bytes_per_token": need,
         "mem_bandwidth_gb_s": peak,
         "decode_gb_s": round(got, 2),
-        "bound_share": _ratio(got, peak),
+        "bound_share": ratio(got, peak),
     }
 
 
@@ -283,11 +265,11 @@ def speculative_bench(
         "draft_tokens": engine.draft_tokens,
         "drafted": drafted,
         "accepted": accepted,
-        "acceptance": _ratio(accepted, drafted),
-        "forwards_per_token": _ratio(forwards, tokens),
+        "acceptance": ratio(accepted, drafted),
+        "forwards_per_token": ratio(forwards, tokens),
         "plain_decode_ms": round(sum(plain_ms), 1),
         "spec_decode_ms": round(sum(spec_ms), 1),
-        "speedup": _ratio(sum(plain_ms), sum(spec_ms)),
+        "speedup": ratio(sum(plain_ms), sum(spec_ms)),
         "identical_output": same,
     }
 
@@ -301,7 +283,7 @@ def _threads() -> int:
         return 0
 
 
-def run_engine_suite(args: Any) -> dict[str, Any]:
+def run(args: Any) -> dict[str, Any]:
     """``phi-lsp bench --suite engine``: load ``args.model`` and measure it."""
     from model_runtime.loader import load_engine
 

@@ -18,11 +18,12 @@ On a shared, noisy machine the ratios to a bare ``python -c pass`` start-up
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
 import sys
 import time
 from typing import Any
+
+from phi_lsp.bench.stats import p50, summary
 
 CANDIDATE = '''
 import math
@@ -111,29 +112,14 @@ def _package_case(n: int, gap_s: float) -> dict[str, Any]:
         for _ in range(n):
             time.sleep(gap_s)
             warm.append(once())
-    summary = _summary(warm)
+    warm_s = summary(warm)
     return {
         "what": "one candidate in a package module (src/shop/cart.py: relative and "
         "absolute imports of its package), warm pool, ms",
-        "module_imports_ms": round(statistics.median(imports), 1),
-        "warm": summary,
+        "module_imports_ms": p50(imports, 1),
+        "warm": warm_s,
         "goal_warm_p50_ms": 250,
-        "meets_goal": summary["p50_ms"] < 250,
-    }
-
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    k = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
-    return round(ordered[k], 1)
-
-
-def _summary(values: list[float]) -> dict[str, float]:
-    return {
-        "p50_ms": _pct(values, 0.5),
-        "p95_ms": _pct(values, 0.95),
-        "mean_ms": round(statistics.fmean(values), 1),
-        "n": len(values),
+        "meets_goal": warm_s["p50_ms"] < 250,
     }
 
 
@@ -175,16 +161,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         sandbox._POOL.size = size
     package = _package_case(n, gap_s)
     bare = _bare_startup_ms(max(n // 2, 10))
-    bare_p50 = statistics.median(bare)
-    warm_s = _summary(warm)
+    bare_p50 = p50(bare, 6)
+    warm_s = summary(warm)
     return {
         "what": "verification overhead per candidate (2 examples), ms",
         "warm": warm_s,
-        "back_to_back": _summary(back_to_back),
-        "cold": _summary(cold),
-        "bare_python_startup": _summary(bare),
+        "back_to_back": summary(back_to_back),
+        "cold": summary(cold),
+        "bare_python_startup": summary(bare),
         "warm_p50_over_bare_startup": round(warm_s["p50_ms"] / bare_p50, 2),
-        "cold_p50_over_bare_startup": round(statistics.median(cold) / bare_p50, 2),
+        "cold_p50_over_bare_startup": round(p50(cold, 6) / bare_p50, 2),
         "goal_warm_p50_ms": 150,
         "meets_goal": warm_s["p50_ms"] < 150,
         "package_module": package,

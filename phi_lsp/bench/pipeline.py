@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import ast
 import importlib
-import statistics
 import sys
 import tempfile
 import time
@@ -26,6 +25,7 @@ from typing import Any
 from phi_lsp import context as context_mod
 from phi_lsp import functions
 from phi_lsp import prompt as prompt_mod
+from phi_lsp.bench.stats import p50
 from phi_lsp.documents import Document
 from phi_lsp.postprocess import Stopper
 
@@ -203,8 +203,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         Document(doc.text)
         full_ms.append((time.perf_counter() - t) * 1000)
     engine.close()
-    med_model = statistics.median(model_ms)
-    med_pipe = statistics.median(inc_ms)
+    med_model = p50(model_ms, 6)
+    med_pipe = p50(inc_ms, 6)
     out: dict[str, Any] = {
         "model": spec,
         "file_lines": doc.line_count,
@@ -213,11 +213,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "model_ms": round(med_model, 2),
         "pipeline_ms": round(med_pipe, 3),
         "pipeline_share_of_model": round(med_pipe / med_model, 4),
-        "stages_ms": {k: round(statistics.median(v), 3) for k, v in stages.items()},
-        "full_parse_ms": round(statistics.median(full_ms), 2),
-        "incremental_vs_full_parse": round(
-            statistics.median(stages["reparse"]) / statistics.median(full_ms), 4
-        ),
+        "stages_ms": {k: p50(v, 3) for k, v in stages.items()},
+        "full_parse_ms": p50(full_ms, 2),
+        "incremental_vs_full_parse": round(p50(stages["reparse"], 6) / p50(full_ms, 6), 4),
         "goal": "pipeline_share_of_model < 0.05",
     }
     if not getattr(args, "no_replay", False):

@@ -1,1 +1,0 @@
-"""Suites of ``phi-lsp bench`` beyond the engine: each module has ``run(args) -> dict``."""
