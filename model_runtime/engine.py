@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 def prefill(model: Any, ids: Sequence[int], kv: Any) -> torch.Tensor:
     """Append ``ids`` to the cache ``kv``; returns the logits after the last one: [V]."""
     x = torch.tensor([list(ids)], dtype=torch.long, device=model.device)  # [1, T]
-    out = model(input_ids=x, past_key_values=kv, use_cache=True, logits_to_keep=1)
+    out = model(input_ids=x, cache=kv, use_cache=True, logits_to_keep=1)
     return out.logits[0, -1]  # [V]
 
 
@@ -45,7 +45,7 @@ def decode_one(
     """Append one token; returns the logits after it: [V]. ``step`` is the model's
     forward, compiled (CUDA graphs) when the engine has one."""
     x = torch.tensor([[tok]], dtype=torch.long, device=model.device)  # [1, 1]
-    out = (step or model)(input_ids=x, past_key_values=kv, use_cache=True, logits_to_keep=1)
+    out = (step or model)(input_ids=x, cache=kv, use_cache=True, logits_to_keep=1)
     # A CUDA graph's output buffer is overwritten by the next replay: keep our own copy.
     return out.logits[0, -1].clone()  # [V]
 
@@ -53,7 +53,7 @@ def decode_one(
 def forward_all(model: Any, ids: Sequence[int], kv: Any) -> torch.Tensor:
     """Append ``ids``; returns the logits after each of them: [T, V] (for verifying drafts)."""
     x = torch.tensor([list(ids)], dtype=torch.long, device=model.device)  # [1, T]
-    out = model(input_ids=x, past_key_values=kv, use_cache=True)
+    out = model(input_ids=x, cache=kv, use_cache=True)
     return out.logits[0]  # [T, V]
 
 

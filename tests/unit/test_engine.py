@@ -152,7 +152,7 @@ def test_dynamic_cache_crop_semantics_we_rely_on(small: tuple[object, object]) -
     kv = DynamicCache(config=model.config)  # type: ignore[attr-defined]
     ids = torch.tensor([tok.encode(CODE[:200])])  # type: ignore[attr-defined]
     with torch.inference_mode():
-        model(input_ids=ids, past_key_values=kv, use_cache=True)  # type: ignore[operator]
+        model(input_ids=ids, cache=kv, use_cache=True)  # type: ignore[operator]
     n = ids.shape[1]
     assert kv.get_seq_length() == n
     with pytest.raises(ValueError):
@@ -173,14 +173,14 @@ def test_buffer_cache_crops_like_dynamic_cache_and_decodes_the_same(
     buf = BufferCache(model.config.num_hidden_layers, capacity=16)  # type: ignore[attr-defined]
     with torch.inference_mode():
         for kv in (dyn, buf):  # the buffer grows past its capacity of 16
-            model(input_ids=ids, past_key_values=kv, use_cache=True)  # type: ignore[operator]
+            model(input_ids=ids, cache=kv, use_cache=True)  # type: ignore[operator]
             kv.crop(-7)
             assert kv.get_seq_length() == n - 7
         with pytest.raises(ValueError):
             buf.crop(3)
         nxt = ids[:, n - 7 : n - 4]
-        a = model(input_ids=nxt, past_key_values=dyn, use_cache=True).logits  # type: ignore[operator]
-        b = model(input_ids=nxt, past_key_values=buf, use_cache=True).logits  # type: ignore[operator]
+        a = model(input_ids=nxt, cache=dyn, use_cache=True).logits  # type: ignore[operator]
+        b = model(input_ids=nxt, cache=buf, use_cache=True).logits  # type: ignore[operator]
     assert torch.allclose(a, b, atol=1e-5)
     assert buf.get_seq_length() == n - 4
 
@@ -192,7 +192,7 @@ def test_prefix_cache_keeps_common_prefix_and_one_token_to_recompute(
     pc = PrefixCache(model.config)  # type: ignore[attr-defined]
     assert pc.reuse([1, 2, 3]) == 0
     with torch.inference_mode():
-        model(input_ids=torch.tensor([[1, 2, 3, 4]]), past_key_values=pc.kv, use_cache=True)  # type: ignore[operator]
+        model(input_ids=torch.tensor([[1, 2, 3, 4]]), cache=pc.kv, use_cache=True)  # type: ignore[operator]
     pc.extend([1, 2, 3, 4])
     assert pc.reuse([1, 2, 9, 9]) == 2 and pc.kv.get_seq_length() == 2
     pc.extend([])  # consistent: nothing appended
@@ -653,3 +653,23 @@ def test_ngram_index_drafts_what_the_reference_scan_drafts() -> None:
                 assert index.draft(k) == lookup_draft(seq[: split + i + 1], k), (trial, seq)
         k = rng.randrange(1, 9)
         assert index.draft(k) == lookup_draft(seq, k), (trial, seq, k)
+
+
+def test_generation_uses_the_current_cache_argument(
+    small: tuple[object, object], caplog: pytest.LogCaptureFixture
+) -> None:
+    """No deprecated transformers argument at any generation (``past_key_values`` is
+    logged as deprecated once per process, in every editor's log): cold, warm, drafts."""
+    import logging
+    import warnings
+
+    logging.Logger.warning_once.cache_clear()  # type: ignore[attr-defined]  # transformers' once-only cache
+    eng = make_engine(small)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        warnings.simplefilter("error", DeprecationWarning)
+        with caplog.at_level(logging.WARNING, logger="transformers"):
+            for p in (CODE[:400], CODE[:400] + "    x", CODE[:300]):
+                eng.generate(GenerationRequest(prompt=p, max_new_tokens=12))
+    assert eng.last_stats["forwards"] > 1
+    assert not [r for r in caplog.records if "deprecated" in r.getMessage()], caplog.text
