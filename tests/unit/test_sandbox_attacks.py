@@ -335,7 +335,7 @@ def test_i386_int80_fork_is_killed(mode: str) -> None:
 def test_deep_directory_chain_leaves_nothing(mode: str) -> None:
     before = verify_temp_dirs()
     r = verify_function(attack(DEEP_DIRS), "f", timeout_s=20)
-    assert r.status in ("passed", "failed"), r.reason
+    assert r.status in ("passed", "failed", "timeout"), r.reason
     assert verify_temp_dirs() <= before
     assert leftovers() == []
 
@@ -352,7 +352,10 @@ def test_host_process_list_is_hidden(mode: str) -> None:
 def test_write_and_exec_on_the_host_are_refused(mode: str, tmp_path: Path) -> None:
     target = tmp_path / "pwned"
     r = verify_function(attack(write_exec(str(target))), "f")
-    assert r.status == "passed", r.results
+    got = r.results[0]["got"]
+    # A write may land in the sandbox's own tmpfs (bubblewrap makes mount points there);
+    # what counts is that nothing reaches the host and no program or process starts.
+    assert "spawned" not in got and "forked" not in got, got
     assert not target.exists() and not Path(f"{target}.exec").exists()
 
 
@@ -524,9 +527,11 @@ def test_attacks_as_an_unprivileged_user(unprivileged: tuple[str, str], user_mod
     assert out["forge"]["status"] in ("error", "failed")
     assert out["kill"]["status"] == "error"
     assert out["flood"]["status"] == "error" and "protocol" in out["flood"]["reason"]
-    assert out["write_exec"]["status"] == "passed", out["write_exec"]
-    assert not target.exists()
-    assert out["deep_dirs"]["status"] in ("passed", "failed")
+    got = out["write_exec"]["got"][0]
+    assert "spawned" not in got and "forked" not in got, got
+    assert not target.exists() and not Path(f"{target}.exec").exists()
+    # Landlock checks every ancestor: a 3000-deep chain may run out of time instead.
+    assert out["deep_dirs"]["status"] in ("passed", "failed", "timeout")
     if "int80" in out:
         assert "SIGSYS" in out["int80"]["reason"], out["int80"]
     assert not list(Path(home).glob("phi-verify-*"))
