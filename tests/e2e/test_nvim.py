@@ -29,9 +29,12 @@ from editor_scenario import (
     EXPECT,
     LATENCY_P50_LIMIT_MS,
     LATENCY_TRIES,
+    PKG_EXPECT,
+    PKG_REPLAY,
     REPLAY,
     SETUP_HINT,
     SOURCE,
+    make_package,
     record_latency,
 )
 
@@ -540,26 +543,6 @@ def test_python_default_is_detected_and_shown(
     assert ".venv/ at the project root" in report, report
 
 
-# A package module with a relative import: what issue 12 is about.
-PKG_FILES = {
-    "pkg/__init__.py": "",
-    "pkg/helpers.py": "def double(x):\n    return 2 * x\n",
-    "pkg/calc.py": (
-        "from .helpers import double\n\n\n"
-        'def quad(x):\n    """Four times x.\n\n    >>> quad(3)\n    12\n    """\n'
-    ),
-}
-PKG_REPLAY = "return double(double(x))\n"
-
-
-def make_package(root: Path) -> Path:
-    for rel, text in PKG_FILES.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(text)
-    (root / "replay.txt").write_text(PKG_REPLAY)
-    return root / "pkg/calc.py"
-
-
 def test_suggestion_in_a_package_module_arrives_verified(
     start_nvim: Callable[..., Session], project: Path
 ) -> None:
@@ -567,12 +550,13 @@ def test_suggestion_in_a_package_module_arrives_verified(
     if NVIM_012 is None:
         pytest.skip(f"no Neovim >= 0.12: {SETUP_HINT}")
     calc = make_package(project)
+    (project / "replay.txt").write_text(PKG_REPLAY)
     nv = start_nvim(
         NVIM_012, settings={"model": f"replay:{project / 'replay.txt'}", "verify": "prefer"}
     )
     nv.edit(calc)
     nv.nvim.input("Go")
-    assert wait_for(lambda: "return double(double(x))" in nv.ghost()), nv.ghost()
+    assert wait_for(lambda: PKG_EXPECT in nv.ghost()), nv.ghost()
     last = "return require('phi_lsp.status').verification"
     assert wait_for(lambda: nv.lua(STATUSLINE) == "Phi ready ✓ 1/1", timeout=30), (
         f"status line {nv.lua(STATUSLINE)!r}, last verification {nv.lua(last)}"

@@ -30,9 +30,15 @@ from editor_scenario import (
     EXPECT,
     LATENCY_P50_LIMIT_MS,
     LATENCY_TRIES,
+    PKG_EXPECT,
+    PKG_REPLAY,
     REPLAY,
     SETUP_HINT,
     SOURCE,
+    clean_clone,
+    make_package,
+    readme_commands,
+    readme_section,
     record_latency,
 )
 
@@ -73,17 +79,24 @@ def vsix(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _drive(tmp_path: Path, vsix: Path, settings: dict[str, Any], *args: str) -> dict[str, Any]:
-    src = tmp_path / "add.py"
-    src.write_text(SOURCE)
+def _drive(
+    tmp_path: Path,
+    vsix: Path | None,
+    settings: dict[str, Any],
+    *args: str,
+    file: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    src = file or tmp_path / "add.py"
+    if file is None:
+        src.write_text(SOURCE)
     result = tmp_path / "result.json"
     cmd = [
         "node",
         str(HERE / "vscode/drive.mjs"),
         "--install",
         str(EDITORS_DIR),
-        "--extension",
-        str(vsix),
+        *(["--extension", str(vsix)] if vsix else []),
         "--file",
         str(src),
         "--expect",
@@ -98,7 +111,9 @@ def _drive(tmp_path: Path, vsix: Path, settings: dict[str, Any], *args: str) -> 
         CHROMIUM,
         *args,
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=420)
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=420, env={**os.environ, **(env or {})}
+    )
     print(proc.stdout)
     assert proc.returncode == 0, f"drive.mjs failed:\n{proc.stdout}\n{proc.stderr}"
     return json.loads(result.read_text())
@@ -179,3 +194,81 @@ def test_missing_server_shows_error_in_status_bar(tmp_path: Path, vsix: Path) ->
     assert res["statusBar"].startswith("Phi error"), res
     assert f"phiLsp.serverPath {missing} is not an executable file" in res["notifications"], res
     assert res["savedText"].endswith("    pass"), res["savedText"]
+
+
+def test_suggestion_in_a_package_module_arrives_verified(tmp_path: Path, vsix: Path) -> None:
+    """verify: prefer on a module with `from .helpers import double`: ✓ in the status bar,
+    and the tooltip names the interpreter the examples ran with."""
+    project = tmp_path / "project"
+    calc = make_package(project)
+    settings = _server_settings(tmp_path)
+    (tmp_path / "replay.txt").write_text(PKG_REPLAY)
+    settings["phiLsp.verify"] = "prefer"
+    res = _drive(
+        tmp_path,
+        vsix,
+        settings,
+        "--workspace-from",
+        str(project),
+        "--expect",
+        PKG_EXPECT,
+        "--status-expect",
+        "Phi ready ✓ 1/1",
+        "--tooltip",
+        file=calc,
+    )
+    assert res["statusBar"] == "Phi ready ✓ 1/1", res
+    assert "examples run with:" in res["tooltip"], res["tooltip"]
+    assert res["savedText"].rstrip("\n").endswith("    " + PKG_EXPECT), res["savedText"]
+
+
+def test_missing_model_one_short_message(tmp_path: Path, vsix: Path) -> None:
+    """The default model is not in the cache and the hub is out of reach: one short
+    message in the editor's words, status "Phi error" with no stale badge."""
+    settings = _server_settings(tmp_path)
+    del settings["phiLsp.model"]  # the default: microsoft/phi-1
+    env = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "empty-hf-home")}
+    res = _drive(tmp_path, vsix, settings, "--status-only", "--status-expect", "Phi error", env=env)
+    assert res["statusBar"] == "Phi error", res
+    toasts = [t for t in res["notifications"].splitlines() if t.strip()]
+    assert len(toasts) == 1, toasts
+    assert len(toasts[0]) < 200, toasts[0]
+    assert "--model" not in toasts[0] and "pip install phi-lsp" not in toasts[0], toasts[0]
+
+
+def test_readme_vscode_steps_in_a_clean_clone_end_with_ghost_text(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The README's set-up and VS Code install step, as written, from a clone's root;
+    `code` is code-server's CLI. Then the installed extension shows ghost text."""
+    clone = clean_clone(tmp_path_factory.mktemp("readme"))
+    install = readme_commands(readme_section("VS Code"), "**Install.**")
+    bindir, user, exts = tmp_path / "bin", tmp_path / "code-user", tmp_path / "code-exts"
+    bindir.mkdir()
+    entry = EDITORS_DIR / "node_modules/code-server/out/node/entry.js"
+    (bindir / "code").write_text(
+        f'#!/bin/sh\nexec node {entry} --user-data-dir {user} --extensions-dir {exts} "$@"\n'
+    )
+    (bindir / "code").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.run(
+        ["bash", "-c", f"set -e\n{install}"],
+        cwd=clone,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert proc.returncode == 0, f"{install}\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+    assert any(p.name.startswith("phi-lsp.phi-lsp-") for p in exts.iterdir()), list(exts.iterdir())
+
+    replay = tmp_path / "replay.txt"
+    replay.write_text(REPLAY)
+    # What the README tells a user to choose: the clone's .venv as the interpreter.
+    settings = {
+        "python.defaultInterpreterPath": str(clone / ".venv/bin/python"),
+        "phiLsp.model": f"replay:{replay}",
+    }
+    res = _drive(tmp_path, None, settings, "--extensions-dir", str(exts))
+    assert res["pass"] is True
+    assert res["savedText"].rstrip("\n") == SOURCE + "    return a + b", res["savedText"]

@@ -1,39 +1,59 @@
 // phi-lsp for VS Code: starts `phi-lsp --stdio` for Python files. Ghost text
 // comes from the server's textDocument/inlineCompletion, which
 // vscode-languageclient >= 10 wires to VS Code's inline suggestions.
+import * as cp from 'node:child_process';
+import * as readline from 'node:readline';
 import * as vscode from 'vscode';
 import {
   DidChangeConfigurationNotification,
   ExecuteCommandRequest,
   LanguageClient,
   LanguageClientOptions,
-  ServerOptions,
+  MessageActionItem,
+  MessageType,
+  ShowMessageNotification,
+  ShowMessageParams,
+  ShowMessageRequest,
+  ShowMessageRequestParams,
   State,
+  StreamInfo,
 } from 'vscode-languageclient/node';
-import { resolveServerCommand, SECTION, serverKeys, serverSettings } from './settings';
-import { StatusItem, StatusParams, VerificationParams, verificationText } from './status';
+import { onPythonChanged, resolveServerCommand, SECTION, ServerCommand, serverKeys, serverSettings } from './settings';
+import { StatusItem, StatusParams, VerificationParams, isVerification, verificationText } from './status';
 
 const SHOW_OUTPUT = 'phiLsp.showOutput';
+// Models the CPU warning was shown for (globalState): once per model, not every start.
+const CPU_WARNED = 'phiLsp.cpuWarnedModels';
+// The same message again within this long is the same event.
+const REPEAT_MS = 5000;
 
 let client: LanguageClient | undefined;
+let serverProcess: cp.ChildProcess | undefined;
 let output: vscode.LogOutputChannel;
 let status: StatusItem;
 let keys: string[];
+let context: vscode.ExtensionContext;
+const recent = new Map<string, number>();
 
-export async function activate(context: vscode.ExtensionContext): Promise<void> {
+export async function activate(ctx: vscode.ExtensionContext): Promise<void> {
+  context = ctx;
   output = vscode.window.createOutputChannel('phi-lsp', { log: true });
   status = new StatusItem(SHOW_OUTPUT);
-  keys = serverKeys(context.extension);
-  context.subscriptions.push(
+  keys = serverKeys(ctx.extension);
+  ctx.subscriptions.push(
     output,
     status,
     vscode.commands.registerCommand(SHOW_OUTPUT, () => output.show(true)),
     vscode.commands.registerCommand('phiLsp.restartServer', restart),
     vscode.commands.registerCommand('phiLsp.toggleCompletions', toggleCompletions),
     vscode.commands.registerCommand('phiLsp.verifyCurrentFunction', verifyCurrentFunction),
+    // For tests and bug reports: what the status bar item says in full.
+    vscode.commands.registerCommand('phiLsp.statusTooltip', () => status.tooltip),
     vscode.workspace.onDidChangeConfiguration(onConfigurationChanged),
     { dispose: () => void stop() },
   );
+  // The Python extension's interpreter is the examples' interpreter: follow it.
+  void onPythonChanged(() => void sendSettings()).then((d) => d && ctx.subscriptions.push(d));
   await start();
 }
 
@@ -41,24 +61,59 @@ export async function deactivate(): Promise<void> {
   await stop();
 }
 
+/**
+ * Start the server ourselves (not through the client's `command` option): its
+ * stderr goes to the log at each line's level, and a stop or restart that has to
+ * kill it is logged as what it is, not as an error.
+ */
+function spawnServer(server: ServerCommand): Promise<StreamInfo> {
+  return new Promise((resolve, reject) => {
+    const cwd = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
+    const proc = cp.spawn(server.command, server.args, { cwd, env: process.env, stdio: 'pipe' });
+    proc.once('error', reject); // ENOENT, EACCES: before 'spawn'
+    proc.once('spawn', () => {
+      serverProcess = proc;
+      readline.createInterface({ input: proc.stderr!, crlfDelay: Infinity }).on('line', logStderr);
+      proc.once('exit', (code, signal) => {
+        const how = signal ? `signal ${signal}` : `exit code ${code}`;
+        if ((proc as { phiStopping?: boolean }).phiStopping || code === 0) output.info(`[phi-lsp] server stopped (${how})`);
+        else output.warn(`[phi-lsp] the server exited unexpectedly (${how})`);
+        if (serverProcess === proc) serverProcess = undefined;
+      });
+      resolve({ reader: proc.stdout!, writer: proc.stdin!, detached: false });
+    });
+  });
+}
+
+/** A line of the server's stderr, at its level: Python warnings are warnings,
+ * progress bars are trace; only tracebacks and errors are errors. */
+function logStderr(line: string): void {
+  const text = line.replace(/\r/g, '').trimEnd();
+  if (!text) return;
+  if (/\d+%\|/.test(text) || /\bit\/s\]|\bB\/s\]/.test(text)) output.trace(text);
+  else if (/Warning\b|^WARNING\b|\bwarn(ing)?:/i.test(text)) output.warn(text);
+  else if (/^Traceback|^(ERROR|CRITICAL)\b|^\w*Error\b|Exception\b/.test(text)) output.error(text);
+  else output.info(text);
+}
+
 async function start(): Promise<void> {
   status.setState({ state: 'starting' });
-  let server;
+  let server: ServerCommand;
   try {
     server = await resolveServerCommand();
   } catch (e) {
     return reportStartFailure(e);
   }
-  output.appendLine(`[phi-lsp] starting ${server.command} ${server.args.join(' ')} (from ${server.source})`);
-  // No `transport` here: the client would append a second --stdio to the args.
-  const serverOptions: ServerOptions = { command: server.command, args: server.args };
+  output.info(`[phi-lsp] starting ${server.command} ${server.args.join(' ')} (from ${server.source})`);
+  const settings = await serverSettings(keys);
+  showPythonHint(settings);
   const clientOptions: LanguageClientOptions = {
     documentSelector: [
       { scheme: 'file', language: 'python' },
       { scheme: 'untitled', language: 'python' },
     ],
     outputChannel: output,
-    initializationOptions: serverSettings(keys),
+    initializationOptions: settings,
     middleware: {
       // Toggle Completions acts at once, even while the server is busy.
       provideInlineCompletionItems: (document, position, ctx, token, next) =>
@@ -68,16 +123,18 @@ async function start(): Promise<void> {
         configuration: async (params, token, next) => {
           const answer = await next(params, token);
           if (!Array.isArray(answer)) return answer;
-          return params.items.map((item, i) =>
-            item.section === SECTION
-              ? serverSettings(keys, item.scopeUri ? vscode.Uri.parse(item.scopeUri) : undefined)
-              : answer[i],
+          return Promise.all(
+            params.items.map((item, i) =>
+              item.section === SECTION
+                ? serverSettings(keys, item.scopeUri ? vscode.Uri.parse(item.scopeUri) : undefined)
+                : answer[i],
+            ),
           );
         },
       },
     },
   };
-  const c = new LanguageClient('phiLsp', 'phi-lsp', serverOptions, clientOptions);
+  const c = new LanguageClient('phiLsp', 'phi-lsp', () => spawnServer(server), clientOptions);
   client = c;
   c.onDidChangeState((e) => {
     if (e.newState === State.Stopped && client === c && status.current.state.state !== 'error') {
@@ -86,9 +143,12 @@ async function start(): Promise<void> {
   });
   c.onNotification('phiLsp/status', (s: StatusParams) => {
     status.setState(s);
-    if (s.state === 'error' && s.message) output.appendLine(`[phi-lsp] model error: ${s.message}`);
+    if (s.state === 'error' && s.message) output.warn(`[phi-lsp] model error: ${s.message}`);
   });
   c.onNotification('phiLsp/verification', (v: VerificationParams) => status.setVerification(v));
+  // These replace the client's defaults (registered after them at start).
+  c.onNotification(ShowMessageNotification.type, showServerMessage);
+  c.onRequest(ShowMessageRequest.type, showServerRequest);
   try {
     await c.start();
   } catch (e) {
@@ -99,20 +159,103 @@ async function start(): Promise<void> {
   if (status.current.state.state === 'starting') status.setState({ state: 'ready' });
 }
 
+function showPythonHint(settings: Record<string, unknown>): void {
+  const py = String(settings.pythonPath ?? '');
+  status.setPythonHint(py || undefined, '--python/pythonPath');
+}
+
+async function sendSettings(): Promise<void> {
+  const settings = await serverSettings(keys);
+  showPythonHint(settings);
+  if (client?.isRunning()) {
+    await client.sendNotification(DidChangeConfigurationNotification.type, { settings: { [SECTION]: settings } });
+  }
+}
+
+function once(message: string): boolean {
+  const now = Date.now();
+  const last = recent.get(message);
+  recent.set(message, now);
+  return last === undefined || now - last > REPEAT_MS;
+}
+
+/** The server's window/showMessage: one toast per event; the CPU warning once per model. */
+function showServerMessage(params: ShowMessageParams): void {
+  const text = params.message;
+  if (params.type === MessageType.Log || params.type === MessageType.Debug) {
+    output.info(text);
+    return;
+  }
+  if (!once(text)) return;
+  if (params.type === MessageType.Warning && /\bCPU\b/.test(text)) {
+    const model = status.current.state.model ?? '';
+    const warned = context.globalState.get<string[]>(CPU_WARNED, []);
+    output.warn(text);
+    if (warned.includes(model)) return;
+    void context.globalState.update(CPU_WARNED, [...warned, model]);
+  }
+  switch (params.type) {
+    case MessageType.Error:
+      output.error(text);
+      void vscode.window.showErrorMessage(text, 'Show Output').then((c) => c && output.show(true));
+      break;
+    case MessageType.Warning:
+      void vscode.window.showWarningMessage(text);
+      break;
+    default:
+      void vscode.window.showInformationMessage(text);
+  }
+}
+
+/**
+ * window/showMessageRequest: a toast with the server's actions. The ones VS Code
+ * does itself (settings, log; the tiny model is written to the user's settings,
+ * so it stays chosen) are done here; the choice goes back to the server too.
+ */
+async function showServerRequest(params: ShowMessageRequestParams): Promise<MessageActionItem | null> {
+  const actions = params.actions ?? [];
+  const show =
+    params.type === MessageType.Error
+      ? vscode.window.showErrorMessage
+      : params.type === MessageType.Warning
+        ? vscode.window.showWarningMessage
+        : vscode.window.showInformationMessage;
+  output.info(`[phi-lsp] ${params.message}`);
+  const choice = await show(params.message, ...actions);
+  if (!choice) return null;
+  if (/tiny/i.test(choice.title)) {
+    await vscode.workspace.getConfiguration(SECTION).update('model', 'tiny', vscode.ConfigurationTarget.Global);
+  } else if (/setting/i.test(choice.title)) {
+    void vscode.commands.executeCommand('workbench.action.openSettings', `@ext:${context.extension.id}`);
+  } else if (/log|output/i.test(choice.title)) {
+    output.show(true);
+  }
+  return choice;
+}
+
 async function stop(): Promise<void> {
   const c = client;
+  const proc = serverProcess;
   client = undefined;
+  if (proc) (proc as { phiStopping?: boolean }).phiStopping = true;
   if (c) {
     try {
       await c.stop(5000);
     } catch (e) {
-      output.appendLine(`[phi-lsp] stopping the server: ${e}`);
+      output.info(`[phi-lsp] the server did not stop cleanly: ${e}`);
     }
+  }
+  if (proc && proc.exitCode === null && proc.signalCode === null) {
+    // Asked to exit and still there after 3 s: end it (logged as a stop, see spawnServer).
+    const gone = new Promise<void>((r) => proc.once('exit', () => r()));
+    const timer = setTimeout(() => proc.kill('SIGKILL'), 3000);
+    await gone;
+    clearTimeout(timer);
   }
 }
 
 async function restart(): Promise<void> {
-  output.appendLine('[phi-lsp] restarting the server');
+  output.info('[phi-lsp] restarting the server');
   await stop();
   status.setVerification(undefined);
   await start();
@@ -120,7 +263,7 @@ async function restart(): Promise<void> {
 
 function reportStartFailure(e: unknown): void {
   const message = e instanceof Error ? e.message : String(e);
-  output.appendLine(`[phi-lsp] could not start the server: ${message}`);
+  output.error(`[phi-lsp] could not start the server: ${message}`);
   status.setState({ state: 'error', message });
   void vscode.window
     .showErrorMessage(`phi-lsp could not start: ${message}`, 'Open Settings', 'Show Output')
@@ -154,11 +297,7 @@ function onConfigurationChanged(e: vscode.ConfigurationChangeEvent): void {
     void restart();
     return;
   }
-  if (e.affectsConfiguration(SECTION) && client?.isRunning()) {
-    void client.sendNotification(DidChangeConfigurationNotification.type, {
-      settings: { [SECTION]: serverSettings(keys) },
-    });
-  }
+  if (e.affectsConfiguration(SECTION)) void sendSettings();
 }
 
 async function verifyCurrentFunction(): Promise<VerificationParams | undefined> {
@@ -176,16 +315,24 @@ async function verifyCurrentFunction(): Promise<VerificationParams | undefined> 
     const result = (await client.sendRequest(ExecuteCommandRequest.type, {
       command: 'phiLsp.verifyFunction',
       arguments: [client.code2ProtocolConverter.asUri(editor.document.uri), { line: pos.line, character: pos.character }],
-    })) as (VerificationParams & { results?: unknown[] }) | null;
+    })) as VerificationParams | null;
     if (!result) return undefined;
+    // The server's window/showMessage says the outcome (contracts §4): no second toast.
+    if (!isVerification(result)) {
+      output.info(`[phi-lsp] verify at line ${pos.line + 1}: ${result.reason ?? 'no function here'}`);
+      return result;
+    }
     status.setVerification(result);
-    output.appendLine(`[phi-lsp] verify at line ${pos.line + 1}: ${verificationText(result)}`);
-    for (const r of result.results ?? []) output.appendLine(`  ${JSON.stringify(r)}`);
+    output.info(`[phi-lsp] verify at line ${pos.line + 1}: ${verificationText(result)}`);
+    for (const r of result.results ?? []) output.info(`  ${JSON.stringify(r)}`);
     return result;
   } catch (e) {
     const message = e instanceof Error ? e.message : String(e);
-    output.appendLine(`[phi-lsp] verify failed: ${message}`);
+    output.error(`[phi-lsp] verify failed: ${message}`);
     void vscode.window.showErrorMessage(`phi-lsp: verification failed: ${message}`);
     return undefined;
   }
 }
+
+
+

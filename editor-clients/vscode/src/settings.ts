@@ -21,12 +21,59 @@ export function serverKeys(extension: vscode.Extension<unknown>): string[] {
     .filter((k) => !CLIENT_ONLY.has(k));
 }
 
-/** The settings object sent as initializationOptions and in didChangeConfiguration. */
-export function serverSettings(keys: string[], scope?: vscode.ConfigurationScope): ServerSettings {
+/**
+ * The settings object sent as initializationOptions and in didChangeConfiguration.
+ * An empty pythonPath becomes the interpreter the Python extension selected for
+ * the workspace (when it is installed); else it stays empty and the server detects.
+ */
+export async function serverSettings(keys: string[], scope?: vscode.Uri): Promise<ServerSettings> {
   const cfg = vscode.workspace.getConfiguration(SECTION, scope);
   const out: ServerSettings = {};
   for (const k of keys) out[k] = cfg.get(k);
+  if (keys.includes('pythonPath') && !String(out.pythonPath ?? '').trim()) {
+    const selected = await selectedPython(scope);
+    if (selected) out.pythonPath = selected;
+  }
   return out;
+}
+
+// The Python extension's API (ms-python.python), the parts used here.
+interface PythonApi {
+  environments?: {
+    getActiveEnvironmentPath?(resource?: vscode.Uri): { path: string } | undefined;
+    resolveEnvironment?(env: { path: string } | string): Promise<{ executable?: { uri?: vscode.Uri } } | undefined>;
+    onDidChangeActiveEnvironmentPath?: vscode.Event<unknown>;
+  };
+}
+
+async function pythonApi(): Promise<PythonApi | undefined> {
+  const ext = vscode.extensions.getExtension<PythonApi>('ms-python.python');
+  if (!ext) return undefined;
+  try {
+    return ext.isActive ? ext.exports : await ext.activate();
+  } catch {
+    return undefined; // an older or broken Python extension: the server detects
+  }
+}
+
+/** The interpreter the Python extension selected for `scope`'s workspace folder. */
+export async function selectedPython(scope?: vscode.Uri): Promise<string | undefined> {
+  const envs = (await pythonApi())?.environments;
+  const resource = scope ?? vscode.workspace.workspaceFolders?.[0]?.uri;
+  const active = envs?.getActiveEnvironmentPath?.(resource);
+  if (!active?.path) return undefined;
+  try {
+    const resolved = await envs?.resolveEnvironment?.(active);
+    return resolved?.executable?.uri?.fsPath ?? active.path;
+  } catch {
+    return active.path;
+  }
+}
+
+/** Calls `listener` when the Python extension's selected interpreter changes. */
+export async function onPythonChanged(listener: () => void): Promise<vscode.Disposable | undefined> {
+  const event = (await pythonApi())?.environments?.onDidChangeActiveEnvironmentPath;
+  return event ? event(() => listener()) : undefined;
 }
 
 export interface ServerCommand {
@@ -56,7 +103,7 @@ export async function resolveServerCommand(): Promise<ServerCommand> {
     }
     return { command, args, source: 'phiLsp.serverPath' };
   }
-  for (const interpreter of await selectedInterpreters()) {
+  for (const interpreter of await interpretersWithServer()) {
     const candidate = path.join(path.dirname(interpreter), 'phi-lsp');
     if (isExecutable(candidate)) {
       return { command: candidate, args, source: `the Python environment of ${interpreter}` };
@@ -65,24 +112,16 @@ export async function resolveServerCommand(): Promise<ServerCommand> {
   const onPath = findOnPath('phi-lsp');
   if (onPath) return { command: onPath, args, source: 'PATH' };
   throw new Error(
-    'phi-lsp was not found beside the selected Python interpreter nor on PATH. ' +
-      'Install it (pip install phi-lsp) or set phiLsp.serverPath to the phi-lsp executable.',
+    'phi-lsp not found. Install the phi-lsp repository into your Python environment, ' +
+      'or set phiLsp.serverPath.',
   );
 }
 
-async function selectedInterpreters(): Promise<string[]> {
+async function interpretersWithServer(): Promise<string[]> {
   const found: string[] = [];
   // The Python extension's choice, if it is installed (its API is optional here).
-  const python = vscode.extensions.getExtension('ms-python.python');
-  if (python) {
-    try {
-      const api: any = python.isActive ? python.exports : await python.activate();
-      const env = api?.environments?.getActiveEnvironmentPath?.();
-      if (env?.path) found.push(env.path);
-    } catch {
-      // An inactive or older Python extension: fall back to the setting and PATH.
-    }
-  }
+  const selected = await selectedPython();
+  if (selected) found.push(selected);
   const configured = vscode.workspace.getConfiguration('python').get<string>('defaultInterpreterPath');
   if (configured) found.push(expandHome(configured));
   return found;

@@ -7,7 +7,8 @@
 //   node drive.mjs --install DIR --file FILE.py --expect TEXT
 //                  [--extension X.vsix] [--settings JSON] [--trigger TEXT]
 //                  [--status-expect TEXT] [--verify-expect TEXT] [--latency-runs N]
-//                  [--toggle-check] [--status-only]
+//                  [--toggle-check] [--status-only] [--tooltip]
+//                  [--workspace-from DIR] [--extensions-dir DIR]
 //                  [--screenshot FILE.png] [--result FILE.json]
 //                  [--timeout SEC] [--retype SEC] [--chromium PATH] [--tmp DIR] [--keep]
 //
@@ -22,6 +23,11 @@
 // --status-only: no suggestion expected (a broken setup): wait for STATUS_EXPECT
 // in the status bar, record the notifications, and check that typing and saving
 // still work.
+// --workspace-from DIR: the workspace is a copy of DIR and FILE a path inside it
+// (opened with Quick Open). --extensions-dir DIR: extensions already installed
+// there (e.g. by the README's `code --install-extension`); nothing is installed.
+// --tooltip: hover the status bar item and record its tooltip. The toasts shown
+// by the end are recorded in every mode (result.notifications).
 import { spawn, execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import fs from 'node:fs';
@@ -41,6 +47,9 @@ const { values: opt } = parseArgs({
     'verify-expect': { type: 'string' },
     'status-only': { type: 'boolean', default: false },
     'toggle-check': { type: 'boolean', default: false },
+    tooltip: { type: 'boolean', default: false },
+    'workspace-from': { type: 'string' },
+    'extensions-dir': { type: 'string' },
     'latency-runs': { type: 'string', default: '0' },
     screenshot: { type: 'string' },
     result: { type: 'string' },
@@ -64,7 +73,9 @@ const ENTRY = path.join(INSTALL, 'node_modules/code-server/out/node/entry.js');
 if (!fs.existsSync(ENTRY)) { console.error(`drive: no code-server in ${INSTALL}; run scripts/setup-editors.sh`); process.exit(2); }
 if (!fs.existsSync(opt.chromium)) { console.error(`drive: no Chromium at ${opt.chromium}`); process.exit(2); }
 const EXTENSION = path.resolve(opt.extension ?? path.join(INSTALL, 'phi-lsp.vsix'));
-if (!fs.existsSync(EXTENSION)) { console.error(`drive: no extension at ${EXTENSION}`); process.exit(2); }
+if (!opt['extensions-dir'] && !fs.existsSync(EXTENSION)) { console.error(`drive: no extension at ${EXTENSION}`); process.exit(2); }
+const FROM = opt['workspace-from'] && path.resolve(opt['workspace-from']);
+const FILE_REL = FROM ? path.relative(FROM, path.resolve(opt.file)) : path.basename(opt.file);
 const FILE_NAME = path.basename(opt.file);
 const FILE_TEXT = fs.readFileSync(opt.file, 'utf8');
 const TRIGGER = opt.trigger;
@@ -80,13 +91,15 @@ const { chromium } = createRequire(path.join(INSTALL, 'package.json'))('playwrig
 fs.mkdirSync(opt.tmp, { recursive: true });
 const TMP = fs.mkdtempSync(path.join(path.resolve(opt.tmp), 'vsc-inline-'));
 const D = (...p) => { const d = path.join(TMP, ...p); fs.mkdirSync(d, { recursive: true }); return d; };
-const userData = D('user-data'), extDir = D('extensions'), ws = D('workspace');
+const userData = D('user-data'), ws = D('workspace');
+const extDir = opt['extensions-dir'] ? path.resolve(opt['extensions-dir']) : D('extensions');
 // VS Code and code-server put unix sockets (max 107 bytes of path) here.
 const RUN = path.join(TMP, 'run').length <= 48 ? D('run') : fs.mkdtempSync('/tmp/vsc-run-');
 const xdg = { XDG_CONFIG_HOME: D('xdg/config'), XDG_DATA_HOME: D('xdg/data'),
   XDG_CACHE_HOME: D('xdg/cache'), XDG_STATE_HOME: D('xdg/state'), XDG_RUNTIME_DIR: RUN };
-const FILE = path.join(ws, FILE_NAME);
-fs.writeFileSync(FILE, FILE_TEXT);
+const FILE = path.join(ws, FILE_REL);
+if (FROM) fs.cpSync(FROM, ws, { recursive: true });
+else fs.writeFileSync(FILE, FILE_TEXT);
 fs.mkdirSync(path.join(userData, 'User'), { recursive: true });
 fs.writeFileSync(path.join(userData, 'User', 'settings.json'), JSON.stringify({
   'telemetry.telemetryLevel': 'off',
@@ -108,6 +121,7 @@ const env = { ...process.env, ...xdg };
 delete env.PORT; // code-server would bind to $PORT instead of --bind-addr
 delete env.VSCODE_IPC_HOOK_CLI;
 function installExtension() {
+  if (opt['extensions-dir']) return;
   if (EXTENSION.endsWith('.vsix')) {
     execFileSync(process.execPath, [ENTRY, '--extensions-dir', extDir, '--user-data-dir', userData,
       '--install-extension', EXTENSION], { env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -144,7 +158,7 @@ for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => cleanup().then(()
 
 async function main() {
   installExtension();
-  log(`extension installed from ${EXTENSION}`);
+  log(opt['extensions-dir'] ? `extensions from ${extDir}` : `extension installed from ${EXTENSION}`);
 
   // ---- start code-server on a free loopback port (port 0: the kernel picks)
   server = spawn(process.execPath, [ENTRY,
@@ -177,10 +191,21 @@ async function main() {
   await page.locator('.monaco-workbench').waitFor({ timeout: 60000 });
   log('workbench loaded');
 
-  // Open the file the way a person does: click it in the Explorer.
-  const row = page.locator('.explorer-folders-view .monaco-list-row', { hasText: FILE_NAME });
-  await row.waitFor({ timeout: 30000 });
-  await row.click();
+  // Open the file the way a person does: click it in the Explorer (in a
+  // folder: Quick Open by its path).
+  if (FILE_REL === FILE_NAME) {
+    const row = page.locator('.explorer-folders-view .monaco-list-row', { hasText: FILE_NAME });
+    await row.waitFor({ timeout: 30000 });
+    await row.click();
+  } else {
+    await page.locator('.explorer-folders-view .monaco-list-row').first().waitFor({ timeout: 30000 });
+    await page.keyboard.press('Control+P');
+    const input = page.locator('.quick-input-widget input');
+    await input.waitFor({ timeout: 10000 });
+    await input.fill(FILE_REL);
+    await page.locator('.quick-input-list .monaco-list-row', { hasText: FILE_NAME }).first().waitFor({ timeout: 15000 });
+    await page.keyboard.press('Enter');
+  }
   const editor = page.locator('.editor-instance .monaco-editor').first();
   const lines = editor.locator('.view-lines');
   await lines.filter({ hasText: FILE_TEXT.split('\n')[0] }).waitFor({ timeout: 30000 });
@@ -196,12 +221,21 @@ async function main() {
       await page.waitForTimeout(100);
     }
   };
+  const toasts = page.locator('.notifications-toasts .notification-list-item-message');
+  const notifications = async () => norm((await toasts.allTextContents().catch(() => [])).join('\n'));
+  const tooltip = async () => {
+    await statusItem.hover();
+    const hover = page.locator('.workbench-hover, .monaco-hover').filter({ hasText: 'phi-lsp' }).first();
+    const text = await hover.textContent({ timeout: 5000 }).catch(() => '');
+    await page.mouse.move(0, 0);
+    return norm(text || '');
+  };
   if (opt['status-only']) {
     await waitStatus(opt['status-expect'] ?? 'Phi ', 60000);
     result.statusBar = await statusText();
-    const toasts = page.locator('.notifications-toasts .notification-list-item-message');
     await toasts.first().waitFor({ timeout: 10000 }).catch(() => {});
-    result.notifications = norm((await toasts.allTextContents()).join('\n'));
+    result.notifications = await notifications();
+    if (opt.tooltip) result.tooltip = await tooltip();
     log(`status bar: ${JSON.stringify(result.statusBar)}; notifications: ${JSON.stringify(result.notifications)}`);
     await lines.click();
     await page.keyboard.press('Control+End');
@@ -258,9 +292,13 @@ async function main() {
   log(`ghost text ${JSON.stringify(ghostText.trim())} shown ${secs(tLastKey)} after the last keystroke` +
     ` (attempt ${attempts}, ${secs(tType)} after the first keystroke)`);
 
-  if (opt['status-expect']) await waitStatus(opt['status-expect'], 15000);
+  if (opt['status-expect']) await waitStatus(opt['status-expect'], 30000);
   result.statusBar = await statusText();
   log(`status bar: ${JSON.stringify(result.statusBar)}`);
+  if (opt.tooltip) {
+    result.tooltip = await tooltip();
+    log(`status tooltip: ${JSON.stringify(result.tooltip)}`);
+  }
 
   // Keystroke -> visible ghost text, LATENCY_RUNS times: hide the suggestion
   // (Escape), take back the last typed character, wait until no ghost text
@@ -336,6 +374,7 @@ async function main() {
     result.statusBarToggledOn = await statusText();
     log(`toggle: ${JSON.stringify(result.statusBarToggledOff)} -> ${JSON.stringify(result.statusBarToggledOn)}`);
   }
+  result.notifications = await notifications();
   if (pageErrors.length) log(`page errors (not fatal): ${pageErrors.slice(0, 3).join(' | ')}`);
 }
 
