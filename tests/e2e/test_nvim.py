@@ -34,7 +34,10 @@ from editor_scenario import (
     REPLAY,
     SETUP_HINT,
     SOURCE,
+    clean_clone,
     make_package,
+    readme_lua,
+    readme_section,
     record_latency,
 )
 
@@ -689,3 +692,45 @@ def test_screen_tiny_model_says_nothing(
     assert shown.splitlines()[-1].strip() == "", shown  # the message line is empty
     history = s.close()
     assert _phi_lines(history) == [], history
+
+
+def test_readme_neovim_steps_in_a_clean_clone_end_with_ghost_text(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, project: Path
+) -> None:
+    """The README's set-up step and its Neovim `init.lua`, as written (the
+    /path/to/phi-lsp placeholder made the clone's path), in a clean clone: ghost
+    text in the real Neovim, accepted with Tab."""
+    if NVIM_012 is None:
+        pytest.skip(f"no Neovim >= 0.12: {SETUP_HINT}")
+    clone = clean_clone(tmp_path_factory.mktemp("readme"))
+    lua = readme_lua(readme_section("Neovim")).replace("/path/to/phi-lsp", str(clone))
+    init = tmp_path / "readme-init.lua"
+    # The README's lines, then only the probe that reads the ghost text.
+    init.write_text(lua + "\n" + "-- Ghost" + INIT_LUA.split("-- Ghost", 1)[1])
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    nvim = pynvim.attach(
+        "child",
+        argv=[
+            "env",
+            *(f"{k}={v}" for k, v in env.items()),
+            NVIM_012,
+            "--embed",
+            "--headless",
+            "--clean",
+            "-n",
+            "-u",
+            str(init),
+        ],
+    )
+    nv = Session(nvim)
+    try:
+        nv.edit(project / "add.py")
+        cmd = nv.lua("return vim.lsp.get_clients({bufnr = 0})[1].config.cmd")
+        assert cmd[0] == str(clone / ".venv/bin/phi-lsp"), cmd
+        nv.nvim.input("Go")
+        ghost = wait_for(lambda: nv.ghost().strip(), timeout=180)
+        assert ghost, f"no ghost text; status {nv.lua(STATUSLINE)!r}"
+        nv.nvim.input("<Tab>")
+        assert wait_for(lambda: nv.buffer()[len(SOURCE.splitlines())].strip() != ""), nv.buffer()
+    finally:
+        nv.close()
