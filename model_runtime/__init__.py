@@ -6,6 +6,8 @@ transformers are imported lazily, inside the loaders, so importing this package 
 
 from __future__ import annotations
 
+from typing import Any
+
 from model_runtime.types import (
     Engine,
     EngineInfo,
@@ -27,8 +29,9 @@ __all__ = [
 ]
 
 
-def load_engine(spec: str, device: str = "auto", dtype: str = "auto", **options: object) -> Engine:
-    """Turn a model spec (see design.md) into a ready engine. Raises ModelLoadError."""
+def load_engine(spec: str, device: str = "auto", dtype: str = "auto", **options: Any) -> Engine:
+    """Turn a model spec (docs/architecture.md, "Model specs") into a ready engine.
+    Raises ModelLoadError."""
     from model_runtime.loader import load_engine as _load
 
     return _load(spec, device=device, dtype=dtype, **options)

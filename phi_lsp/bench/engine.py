@@ -235,7 +235,9 @@ def speculative_bench(
     if not hasattr(engine, "speculative"):
         return {"error": "only the local engine decodes speculatively"}
     saved = engine.speculative
-    plain_ms, spec_ms, drafted, accepted, forwards, tokens, same = [], [], 0, 0, 0, 0, True
+    plain_ms: list[float] = []
+    spec_ms: list[float] = []
+    drafted, accepted, forwards, tokens, same = 0, 0, 0, 0, True
     try:
         for prompt in body_prompts(engine, prompt_tokens, prompts):
             req = GenerationRequest(prompt=prompt, max_new_tokens=new_tokens)

@@ -167,11 +167,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         gen_text = g.text
 
     # Pipeline per keystroke: type one character, reparse, context, prompt, stop rules.
-    inc_ms, full_ms, stages = (
-        [],
-        [],
-        {"reparse": [], "context": [], "prompt": [], "postprocess": []},
-    )
+    inc_ms: list[float] = []
+    full_ms: list[float] = []
+    stages: dict[str, list[float]] = {"reparse": [], "context": [], "prompt": [], "postprocess": []}
     keys = "total += v"
     for i in range(max(20, runs * 10)):
         ch = keys[i % len(keys)]
