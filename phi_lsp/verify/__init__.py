@@ -135,6 +135,106 @@ def _docstring_node(node: FunctionNode) -> ast.Constant | None:
     return None
 
 
+@dataclass(frozen=True)
+class _Doc:
+    """A function's docstring as the module ends up with it. ``line``: the 1-based file
+    line the text starts on (None: only known at run time; results point at the def)."""
+
+    text: str
+    line: int | None
+
+
+def _assigned_docs(tree: ast.Module, defs: dict[str, FunctionNode]) -> dict[str, _Doc]:
+    """``f.__doc__ = "..."`` and ``f.__doc__ = g.__doc__`` (g defined here) at module level:
+    what doctest sees instead of the def's own docstring (toolz does this)."""
+    found: dict[str, _Doc] = {}
+    for node in tree.body:
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1):
+            continue
+        target, value = node.targets[0], node.value
+        if not (isinstance(target, ast.Attribute) and target.attr == "__doc__"):
+            continue
+        name = ast.unparse(target.value)
+        if name not in defs:
+            continue
+        if isinstance(value, ast.Constant) and isinstance(value.value, str):
+            found[name] = _Doc(value.value, value.lineno)
+        elif isinstance(value, ast.Attribute) and value.attr == "__doc__":
+            source = ast.unparse(value.value)
+            doc = found.get(source) or _own_doc(defs.get(source))
+            if doc is not None:
+                found[name] = doc
+    return found
+
+
+def _own_doc(node: FunctionNode | None) -> _Doc | None:
+    doc = _docstring_node(node) if node is not None else None
+    return _Doc(doc.value, doc.lineno) if doc is not None else None
+
+
+_DOC_CHUNK = 900  # characters of a docstring per probe value (its repr stays under the cap)
+
+
+def _runtime_docs(
+    source: str,
+    names: list[str],
+    *,
+    project: Project,
+    timeout_s: float,
+    limits: Limits | None,
+    cancel: threading.Event | None,
+) -> dict[str, _Doc]:
+    """Docstrings that only exist once the module has run (``f.__doc__ = other.__doc__``,
+    ``functools.wraps``), asked of the module in the sandbox: first which names have a
+    docstring with ``>>>`` (what pytest collects) and how long it is, then its text in
+    pieces. Each answer is a ``call`` example's repr, parsed as a literal on this side."""
+
+    def ask(exprs: list[str]) -> list[object]:
+        checks = [Check("call", e, "None", 0) for e in exprs]
+        r = run_checks(
+            source,
+            "__doc__",
+            checks,
+            timeout_s,
+            path=project.file,
+            cancel=cancel,
+            limits=limits,
+            project=project,
+        )
+        values: list[object] = []
+        for row in r.results:
+            try:
+                values.append(ast.literal_eval(str(row["got"])))
+            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                values.append(None)
+        return values + [None] * (len(exprs) - len(values))
+
+    doc = "(lambda d: (len(d), '>>>' in d) if isinstance(d, str) else None)({}.__doc__)"
+    sizes = ask([doc.format(n) for n in names])
+    wanted = [
+        (n, v[0])
+        for n, v in zip(names, sizes, strict=True)
+        if isinstance(v, tuple) and len(v) == 2 and v[1] is True and isinstance(v[0], int)
+    ]
+    if not wanted:
+        return {}
+    exprs: list[str] = []
+    spans: list[tuple[str, int]] = []
+    for name, size in wanted:
+        for start in range(0, size, _DOC_CHUNK):
+            exprs.append(f"{name}.__doc__[{start}:{start + _DOC_CHUNK}]")
+        spans.append((name, len(exprs)))
+    pieces = ask(exprs)
+    found: dict[str, _Doc] = {}
+    begin = 0
+    for name, end in spans:
+        part = pieces[begin:end]
+        begin = end
+        if all(isinstance(x, str) for x in part):
+            found[name] = _Doc("".join(part), None)  # type: ignore[arg-type]
+    return found
+
+
 def _verify_node(
     source: str,
     name: str,
@@ -144,25 +244,25 @@ def _verify_node(
     project: Project,
     cancel: threading.Event | None,
     limits: Limits | None,
+    doc: _Doc | None = None,
 ) -> VerifyResult:
     t0 = time.perf_counter()
     def_line = node.lineno
-    doc = _docstring_node(node)
+    doc = doc or _own_doc(node)
     if doc is None:
         return VerifyResult(
             "no-examples", reason=f"{name} has no docstring", function=name, line=def_line
         )
     params, required = _params(node, "." in name)
-    found = extract(doc.value, name, params, required)
-    skipped = [
-        {"line": doc.lineno + s.line, "text": s.text, "reason": s.reason} for s in found.skipped
-    ]
+    found = extract(doc.text, name, params, required)
+    first = doc.line if doc.line is not None else def_line
+    skipped = [{"line": first + s.line, "text": s.text, "reason": s.reason} for s in found.skipped]
     result = run_checks(
         source,
         name,
         found.checks,
         timeout_s,
-        line_offset=doc.lineno,
+        line_offset=first,
         path=project.file,
         cancel=cancel,
         limits=limits,
@@ -230,6 +330,7 @@ def verify_function(
         project=project,
         cancel=cancel,
         limits=limits,
+        doc=_assigned_docs(tree, dict(_functions(tree))).get(function_name),
     )
 
 
@@ -261,11 +362,32 @@ def verify_source(
             raise LookupError(f"no function named {function}")
     if project is None:
         project = resolve(path, python=python, workspace_roots=workspace_roots)
+    docs = _assigned_docs(tree, dict(_functions(tree)))
+    undocumented = [q for q, n in targets if q not in docs and _docstring_node(n) is None]
+    if undocumented and ("__doc__" in source or "wraps" in source):
+        # Docstrings made at run time: pytest sees them, so must we (one extra run).
+        docs.update(
+            _runtime_docs(
+                source,
+                undocumented,
+                project=project,
+                timeout_s=timeout_s,
+                limits=limits,
+                cancel=cancel,
+            )
+        )
     for name, node in targets:
         if cancel is not None and cancel.is_set():
             break
         result = _verify_node(
-            source, name, node, timeout_s=timeout_s, project=project, cancel=cancel, limits=limits
+            source,
+            name,
+            node,
+            timeout_s=timeout_s,
+            project=project,
+            cancel=cancel,
+            limits=limits,
+            doc=docs.get(name),
         )
         reports.append(FunctionReport(name, node.lineno, result))
     return reports

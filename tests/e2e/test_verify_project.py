@@ -70,6 +70,42 @@ FILES = {
             [[1, 2], [3, 4], [5]]
             """
             return [list(items[i : i + size]) for i in range(0, len(items) - size + 1, size)]
+
+
+        def pieces(items, size):
+            return [list(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+        # Docstrings given after the def, as toolz does: doctest sees them.
+        pieces.__doc__ = """
+        >>> pieces([1, 2, 3], 2)
+        [[1, 2], [3]]
+        """
+
+
+        def documented(f):
+            f.__doc__ = f"""
+            >>> {f.__name__}(3)
+            9
+            """
+            return f
+
+
+        @documented
+        def square(x):
+            return x * x
+
+
+        @documented
+        def cube(x):
+            return x**3
+
+
+        def bits(items, size):
+            return chunks(items, size)
+
+
+        bits.__doc__ = chunks.__doc__
         ''',
     # Named like stdlib modules; `fractions` imports the stdlib's `numbers`.
     "src/app/numbers.py": '''
