@@ -1,4 +1,4 @@
-"""Model specs → engines. See design.md "Model specs".
+"""Model specs → engines. See docs/architecture.md "Model specs".
 
 ``microsoft/phi-1`` (a hub id), a directory, and ``tiny`` all go through the real
 transformers ``from_pretrained`` path; ``random:phi-1[?layers=N]`` builds Phi-1's shape

@@ -131,7 +131,7 @@ def ambiguous_pairs(text: str | None = None) -> dict[str, list[str]]:
 
 def split_at_docstring(source: str) -> tuple[str, str]:
     """(prompt, body) of a function: the prompt ends at the docstring's closing quotes
-    (no newline: see design.md "Where the prompt ends"), the body is the rest."""
+    (no newline: see docs/architecture.md "Where the prompt ends"), the body is the rest."""
     end = source.index('"""', source.index('"""') + 3) + 3
     return source[:end], source[end:]
 

@@ -9,7 +9,7 @@ last the oldest lines of the function itself.
 
 The prompt ends at the last non-whitespace character before the cursor; the
 whitespace after it (newline + indentation) becomes the request's forced prefix
-(see design.md "Where the prompt ends").
+(see docs/architecture.md "Where the prompt ends").
 """
 
 from __future__ import annotations
