@@ -33,6 +33,24 @@ def new_parser() -> tree_sitter.Parser:
     return tree_sitter.Parser(python_language())
 
 
+_SLICE = 16_384
+
+
+def parse_in_slices(
+    parser: tree_sitter.Parser, data: bytes, old: tree_sitter.Tree | None = None
+) -> tree_sitter.Tree:
+    """``parser.parse(data, old)``, read in slices: given bytes, tree-sitter holds the
+    GIL for the whole parse (seconds on a 10 MB file); through a read callback it comes
+    back to Python every slice, where other threads (the server's event loop) get their
+    turn. Same speed."""
+
+    def read(offset: int, _point: tuple[int, int]) -> bytes:
+        return data[offset : offset + _SLICE]
+
+    source = data if len(data) <= _SLICE else read
+    return parser.parse(source) if old is None else parser.parse(source, old)
+
+
 def parse(text: str) -> tree_sitter.Tree:
     """A full parse of ``text`` (tests and one-off callers)."""
     return new_parser().parse(text.encode("utf-8"))
@@ -225,7 +243,7 @@ class Document:
         self.version = version
         self._parser = new_parser()
         self._set_text(text)
-        self._tree: tree_sitter.Tree = self._parser.parse(self.source_bytes)
+        self._tree: tree_sitter.Tree = parse_in_slices(self._parser, self.source_bytes)
         self._stale = False  # edits told to the tree but not parsed yet
         self.full_parses = 1  # counted so that tests and benches can prove reparses are incremental
         self.incremental_parses = 0
@@ -253,7 +271,7 @@ class Document:
     def tree(self) -> tree_sitter.Tree:
         """The tree of the current text (parsed now if edits are pending)."""
         if self._stale:
-            self._tree = self._parser.parse(self.source_bytes, self._tree)
+            self._tree = parse_in_slices(self._parser, self.source_bytes, self._tree)
             self._stale = False
             self.incremental_parses += 1
         return self._tree
@@ -336,7 +354,7 @@ class Document:
             self.version = version
         if range is None:
             self._set_text(text)
-            self._tree = self._parser.parse(self.source_bytes)
+            self._tree = parse_in_slices(self._parser, self.source_bytes)
             self._stale = False
             self.full_parses += 1
             return

@@ -11,14 +11,18 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
+import sys
+import threading
 from collections.abc import Coroutine, Mapping
-from typing import Any, cast
+from typing import Any, BinaryIO, cast
 
 from lsprotocol import types
+from pygls.io_ import StdoutWriter
 from pygls.lsp.server import LanguageServer
 
 from phi_lsp import __version__, lsp_logging
 from phi_lsp import settings as settings_mod
+from phi_lsp.server.framing import FrameReader, serve_frames
 from phi_lsp.server.models import ModelManager, ModelStatus
 from phi_lsp.server.protocol import PhiProtocol
 from phi_lsp.server.store import MAX_PARSED_CHARS, DocumentStore, Edit, Snapshot
@@ -85,6 +89,24 @@ class PhiLanguageServer(LanguageServer):
             self._thread_pool.shutdown(wait=False, cancel_futures=True)
         if self._server is not None:
             self._server.close()
+
+    def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
+        """pygls' stdio loop with a reader that does not trust headers (framing.py)."""
+        self._stop_event = stop = threading.Event()
+        self.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
+        reader = FrameReader(stdin or sys.stdin.buffer)
+        try:
+            asyncio.run(
+                serve_frames(
+                    stop, reader, self.protocol, self.thread_pool, self.report_server_error
+                )
+            )
+        except BrokenPipeError:
+            log.error("the connection to the editor is lost; shutting down")
+        except (KeyboardInterrupt, SystemExit):
+            pass
+        finally:
+            self.shutdown()
 
     def report_server_error(self, error: Exception, source: object) -> None:
         # Malformed messages and failing notifications are logged, not popped up:

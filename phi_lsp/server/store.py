@@ -2,9 +2,11 @@
 
 Edits arrive on the event loop and are only queued there (one keystroke after
 another coalesces into one edit). Everything that parses — opening a document, a
-whole-text change, the reparse after edits — runs on one "phi-parse" thread, in
-arrival order, so the loop never waits for tree-sitter; a request gets a snapshot
-made on that thread. Documents over ``MAX_PARSED_CHARS`` are kept as plain text
+whole-text change, the reparse after edits — runs on the "phi-parse" threads (one
+document at a time each, its edits in arrival order), so the loop never waits for
+tree-sitter (which gives the GIL back between slices, ``documents.parse_in_slices``),
+and a big file's parse does not hold up another file's request; a request gets a
+snapshot made there. Documents over ``MAX_PARSED_CHARS`` are kept as plain text
 (edits still apply, so they can shrink back) but never parsed.
 
 The typed-ahead answer: when the user types the beginning of the suggestion last
@@ -14,12 +16,14 @@ shown, the rest is answered from it without a reparse, a context or the model.
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import dataclasses
 import functools
 import logging
 import re
+import threading
 
 from phi_lsp.completion import Completion
 from phi_lsp.documents import Document, utf16_to_index
@@ -72,15 +76,23 @@ class Shown:
 
 @dataclasses.dataclass(eq=False)
 class Entry:
-    """One open document. ``version``/``pending`` belong to the loop; ``doc``/``text``
-    to the parse thread (``doc`` None: over the size limit, ``text`` holds it)."""
+    """One open document. ``version``/``pending``/``warned`` belong to the loop;
+    ``queue`` hands batches of edits to the parse threads; ``doc``/``text``/``applied``
+    belong to whichever parse thread holds ``lock`` (``doc`` None: over the size
+    limit, ``text`` holds it)."""
 
     uri: str
     version: int | None
     pending: list[Edit]
     warned: bool = False  # told the user it is over the size limit
+    queue: collections.deque[tuple[list[Edit], int | None]] = dataclasses.field(
+        default_factory=collections.deque
+    )
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
     doc: Document | None = None
     text: str = ""
+    applied: int | None = None  # the version the parse side has reached
+    tail: asyncio.Future[None] | None = None  # the loop's last drain job for it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,7 +110,8 @@ class DocumentStore:
         self._entries: dict[str, Entry] = {}
         self._shown: dict[str, Shown] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
-        self._parser = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="phi-parse")
+        self._tasks: set[asyncio.Task[tuple[Document | None, int | None, int]]] = set()
+        self._parser = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="phi-parse")
 
     def get(self, uri: str) -> Entry | None:
         return self._entries.get(uri)
@@ -158,13 +171,27 @@ class DocumentStore:
         entry = self._entries.get(uri)
         if entry is None:
             return None
-        version = entry.version
-        edits = self._take_pending(entry)
+        self._take_pending(entry)
+        doc, version, size = await self._drain(entry, snapshot=True)
+        return Snapshot(entry, version, doc, size)
+
+    async def _drain(
+        self, entry: Entry, *, snapshot: bool
+    ) -> tuple[Document | None, int | None, int]:
+        """``_drain`` on a parse thread, after the entry's previous one: a document
+        waiting for its own earlier parse must not hold a thread other files need."""
         loop = asyncio.get_running_loop()
-        doc = await loop.run_in_executor(
-            self._parser, functools.partial(_apply, entry, edits, version, snapshot=True)
-        )
-        return Snapshot(entry, version, doc, len(entry.text) if doc is None else len(doc.text))
+        before, entry.tail = entry.tail, loop.create_future()
+        mine = entry.tail
+        try:
+            if before is not None:
+                await asyncio.shield(before)
+            call = functools.partial(_drain, entry, snapshot=snapshot)
+            return await loop.run_in_executor(self._parser, call)
+        finally:
+            mine.set_result(None)
+            if entry.tail is mine:
+                entry.tail = None
 
     def flush_now(self, uri: str) -> None:
         """Apply the pending edits in the background (typing paused)."""
@@ -179,21 +206,34 @@ class DocumentStore:
         self._parser.shutdown(wait=False, cancel_futures=True)
 
     def _apply_soon(self, entry: Entry) -> None:
-        version, edits = entry.version, self._take_pending(entry)
-        if not edits:
+        if not self._take_pending(entry):
             return
-        with contextlib.suppress(RuntimeError):  # shut down: nothing left to parse for
-            fut = self._parser.submit(_apply, entry, edits, version)
-            fut.add_done_callback(_log_failure)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # no loop (in-process tests): straight to a parse thread
+            with contextlib.suppress(RuntimeError):  # shut down: nothing left to parse
+                self._parser.submit(_drain, entry, snapshot=False).add_done_callback(_log_failure)
+            return
+        task = asyncio.ensure_future(self._drain(entry, snapshot=False))
+        self._tasks.add(task)
+        task.add_done_callback(self._drained)
 
-    def _take_pending(self, entry: Entry) -> list[Edit]:
+    def _drained(self, task: asyncio.Task[tuple[Document | None, int | None, int]]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("applying edits failed", exc_info=task.exception())
+
+    def _take_pending(self, entry: Entry) -> bool:
+        """Hand the pending edits to the parse side (False: there were none)."""
         timer = self._timers.pop(entry.uri, None)
         if timer is not None:
             timer.cancel()
         edits, entry.pending = entry.pending, []
-        if edits:
-            self._rebase_shown(entry.uri, edits, entry.version)
-        return edits
+        if not edits:
+            return False
+        self._rebase_shown(entry.uri, edits, entry.version)
+        entry.queue.append((edits, entry.version))
+        return True
 
     def _schedule_flush(self, uri: str) -> None:
         timer = self._timers.pop(uri, None)
@@ -251,20 +291,25 @@ class DocumentStore:
 # --- the parse thread -------------------------------------------------------------------
 
 
-def _apply(
-    entry: Entry, edits: list[Edit], version: int | None, *, snapshot: bool = False
-) -> Document | None:
-    """Apply ``edits`` to the entry (parse thread only); a snapshot if asked for."""
-    for edit in edits:
-        try:
-            _apply_one(entry, edit)
-        except Exception:
-            log.exception("could not apply an edit to %s; its text may be out of date", entry.uri)
-    doc = entry.doc
-    if doc is None:
-        return None
-    doc.version = version
-    return doc.snapshot() if snapshot else None
+def _drain(entry: Entry, *, snapshot: bool = True) -> tuple[Document | None, int | None, int]:
+    """Apply every batch queued for the entry, in order (parse threads only); then
+    (a snapshot or None, the version reached, the size in characters)."""
+    with entry.lock:
+        while entry.queue:
+            edits, version = entry.queue.popleft()
+            for edit in edits:
+                try:
+                    _apply_one(entry, edit)
+                except Exception:
+                    log.exception(
+                        "could not apply an edit to %s; its text may be out of date", entry.uri
+                    )
+            entry.applied = version
+        doc = entry.doc
+        if doc is None:
+            return None, entry.applied, len(entry.text)
+        doc.version = entry.applied
+        return (doc.snapshot() if snapshot else None), entry.applied, len(doc.text)
 
 
 def _apply_one(entry: Entry, edit: Edit) -> None:
@@ -302,7 +347,7 @@ def _offset(text: str, line: int, character: int) -> int:
     return start + utf16_to_index(text[start:end], character)
 
 
-def _log_failure(fut: concurrent.futures.Future[Document | None]) -> None:
+def _log_failure(fut: concurrent.futures.Future[tuple[Document | None, int | None, int]]) -> None:
     if not fut.cancelled() and fut.exception() is not None:
         log.error("applying edits failed", exc_info=fut.exception())
 
