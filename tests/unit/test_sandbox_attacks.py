@@ -98,7 +98,10 @@ os._exit(0)
 """
 
 FORGE_ISOLATION = """
-fake = b'{"isolated": true, "isolation": true, "seccomp": true, "capabilities": true, "rlimits": true, "landlock": true, "proc": "own"}\\n'
+fake = (
+    b'{"isolation": {"network": "namespace", "filesystem": "read-only mounts except the temp dir", "pid_namespace": true}}\\n'
+    b'{"isolated": true, "isolation": true, "seccomp": true, "capabilities": true, "rlimits": true, "landlock": true, "proc": "own"}\\n'
+)
 for fd in range(0, 256):
     try:
         os.write(fd, fake)
@@ -180,13 +183,23 @@ return 'sees host' if os.path.exists("/proc/{host_pid}") or len(pids) > 10 else 
 
 
 def write_exec(target: str) -> str:
+    # Several ways to create files (sqlite and mknod went past the old audit hook),
+    # then running a program and starting a process.
     return f"""
-import _posixsubprocess
+import stat
 out = []
 try:
     with open({target!r}, "w") as fh:
         fh.write("pwned")
-    out.append("wrote")
+except OSError:
+    pass
+try:
+    import sqlite3
+    sqlite3.connect({target + ".db"!r}).execute("create table t (x)")
+except Exception:
+    pass
+try:
+    os.mknod({target + ".fifo"!r}, 0o600 | stat.S_IFIFO)
 except OSError:
     pass
 try:
@@ -205,6 +218,10 @@ return 'done' if not out else ' '.join(out)
 """
 
 
+def host_files(target: Path) -> list[str]:
+    return [p for p in ("", ".db", ".fifo", ".exec") if os.path.lexists(f"{target}{p}")]
+
+
 # --- tests --------------------------------------------------------------------------------------
 
 
@@ -217,9 +234,10 @@ def test_forged_verdict_on_every_inherited_fd_is_not_a_pass(mode: str) -> None:
 
 def test_forged_isolation_report_is_ignored(mode: str) -> None:
     r = verify_function(attack(FORGE_ISOLATION), "f")
-    assert r.sandbox["isolated"] is (mode != "not-isolated")
+    assert r.sandbox.get("isolated") is (mode != "not-isolated")
     if mode == "not-isolated":
         assert r.sandbox["launcher"].startswith("not isolated")
+        assert "namespace" not in r.sandbox["network"]
     assert r.status != "passed" or r.results[0]["ok"]  # lines without the nonce: error
 
 
@@ -356,7 +374,7 @@ def test_write_and_exec_on_the_host_are_refused(mode: str, tmp_path: Path) -> No
     # A write may land in the sandbox's own tmpfs (bubblewrap makes mount points there);
     # what counts is that nothing reaches the host and no program or process starts.
     assert "spawned" not in got and "forked" not in got, got
-    assert not target.exists() and not Path(f"{target}.exec").exists()
+    assert host_files(target) == []
 
 
 CLI_BODY = '''
@@ -529,7 +547,7 @@ def test_attacks_as_an_unprivileged_user(unprivileged: tuple[str, str], user_mod
     assert out["flood"]["status"] == "error" and "protocol" in out["flood"]["reason"]
     got = out["write_exec"]["got"][0]
     assert "spawned" not in got and "forked" not in got, got
-    assert not target.exists() and not Path(f"{target}.exec").exists()
+    assert host_files(target) == []
     # Landlock checks every ancestor: a 3000-deep chain may run out of time instead.
     assert out["deep_dirs"]["status"] in ("passed", "failed", "timeout")
     if "int80" in out:
