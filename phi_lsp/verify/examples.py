@@ -288,33 +288,38 @@ def _calls(text: str, name: str) -> bool:
 # --- scanning ---------------------------------------------------------------------------------
 
 
-def _code_chars(text: str, start: int = 0) -> Iterator[tuple[int, str]]:
-    """(index, char) of ``text`` outside string literals (a rough one-line scan)."""
-    quote, escaped = "", False
-    for k in range(start, len(text)):
-        ch = text[k]
-        if quote:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == quote:
-                quote = ""
-        elif ch in "'\"":
-            quote = ch
-        else:
-            yield k, ch
+# A string literal (to its closing quote, or to the end when unterminated: a rough
+# one-line reading, no prefixes or triple quotes), or one character that matters outside
+# strings. The branches start with different characters, so the regex never backtracks;
+# scanning goes token by token at C speed, not character by character in Python.
+_STRING = re.compile(r"""'(?:[^'\\]|\\.)*'?|"(?:[^"\\]|\\.)*"?""", re.S)
+_BRACKET_TOKEN = re.compile(r"""'(?:[^'\\]|\\.)*'?|"(?:[^"\\]|\\.)*"?|[()\[\]{}]""", re.S)
+
+
+def _brackets(text: str, start: int = 0) -> Iterator[tuple[int, str]]:
+    """(index, char) of the brackets of ``text`` outside string literals."""
+    for m in _BRACKET_TOKEN.finditer(text, start):
+        k = m.start()
+        if text[k] not in "'\"":
+            yield k, text[k]
+
+
+def _blank_strings(text: str) -> str:
+    """``text`` with each string literal's characters replaced (same length, same indices)."""
+    return _STRING.sub(lambda m: "_" * (m.end() - m.start()), text)
 
 
 def _open_brackets(text: str) -> int:
     """Unclosed ( [ { outside string literals (a rough count, good enough to join lines)."""
-    return sum((ch in "([{") - (ch in ")]}") for _, ch in _code_chars(text))
+    code = _STRING.sub("", text)
+    opens = code.count("(") + code.count("[") + code.count("{")
+    return opens - code.count(")") - code.count("]") - code.count("}")
 
 
 def _close_of(text: str, open_at: int) -> int:
     """Index of the bracket closing the one at ``open_at``, or -1 (one linear scan)."""
     depth = 0
-    for k, ch in _code_chars(text, open_at):
+    for k, ch in _brackets(text, open_at):
         if ch in "([{":
             depth += 1
         elif ch in ")]}":
@@ -331,16 +336,9 @@ def _literal_end(text: str, i: int) -> int:
         return -1
     ch = text[i]
     if ch in "'\"":
-        escaped = False
-        for k in range(i + 1, len(text)):
-            c = text[k]
-            if escaped:
-                escaped = False
-            elif c == "\\":
-                escaped = True
-            elif c == ch:
-                return k + 1
-        return -1
+        m = _STRING.match(text, i)
+        closed = m is not None and m.end() - i >= 2 and text[m.end() - 1] == ch
+        return m.end() if closed else -1  # type: ignore[union-attr]
     if ch in "([{":
         close = _close_of(text, i)
         return close + 1 if close >= 0 else -1
@@ -362,15 +360,18 @@ def _is_literal(src: str) -> bool:
 def _informal(lines: list[str], ctx: _Ctx, taken: set[int]) -> None:
     checks, skipped = ctx.checks, ctx.skipped
     # "f(n) = 1 + n / 2" defines f in maths notation: "=" is no example marker then.
-    ctx.equals_is_definition = any(_is_definition(_clean(t), ctx, i) for i, t in enumerate(lines))
+    ctx.equals_is_definition = any(
+        "(" in t and _is_definition(_clean(t), ctx, i) for i, t in enumerate(lines)
+    )
     ctx.tick()
     i = 0
     while i < len(lines):
         ctx.tick()
-        if i in taken:
-            i += 1
+        raw = lines[i]
+        if i in taken or ("(" not in raw and "=" not in raw and ":" not in raw):
+            i += 1  # (a cheap test first: most lines of prose are no example of any form)
             continue
-        text = _clean(lines[i])
+        text = _clean(raw)
         if len(text) > MAX_EXAMPLE_CHARS:
             if _calls(text, ctx.name):
                 skipped.append(Skipped(i, text[:200], _too_long(len(text))))
@@ -570,10 +571,9 @@ def _shown(text: str) -> str:
 def _worked_arithmetic(text: str) -> tuple[str | None, str] | None:
     """``19 - 5 - 6 = 8``: the working, then the result. The result counts only when the
     working (numbers and + - * / // % only) really gives it; None if not this shape."""
-    cut = -1
-    for k, ch in _code_chars(text):
-        if ch == "=":
-            cut = k
+    if "=" not in text:
+        return None
+    cut = _blank_strings(text).rfind("=")
     if cut <= 0 or text[cut - 1] in "=!<>" or text[cut + 1 : cut + 2] in ("=", ">"):
         return None
     working, result = text[:cut].strip(), text[cut + 1 :].strip()
@@ -624,7 +624,10 @@ def _parenthesized_single(text: str, node: ast.expr) -> bool:
 
 
 def _strip_comment(text: str) -> str:
-    return next((text[:k] for k, ch in _code_chars(text) if ch == "#"), text)
+    if "#" not in text:
+        return text
+    k = _blank_strings(text).find("#")
+    return text[:k] if k >= 0 else text
 
 
 # --- parameters bound by name -----------------------------------------------------------------
@@ -639,8 +642,8 @@ def _bindings(text: str, pos: int, ctx: _Ctx) -> tuple[list[tuple[str, str]], in
         if not m:
             break
         end = _literal_end(text, m.end())
-        if end < 0 or not _is_literal(text[m.end() : end]):
-            break
+        if end < 0:
+            break  # whether it is a literal is checked once, with the call it makes
         pairs.append((m.group(1), text[m.end() : end]))
         pos = end
         j = _JOINER.match(text, pos)
@@ -805,7 +808,7 @@ def _aliased(
     defines, and every line calling it is an example that binds to the signature."""
     found: dict[str, list[tuple[int, str]]] = {}
     for i, raw in enumerate(lines):
-        if i in taken:
+        if i in taken or "(" not in raw:
             continue
         ctx.tick()
         text = _clean(raw)

@@ -8,8 +8,9 @@ the time about doubles (a ratio within one run, best of several, not an absolute
 from __future__ import annotations
 
 import gc
+import sys
 import time
-from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -20,38 +21,10 @@ from phi_lsp.verify.examples import (
     extract,
 )
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from extraction_bounds import SHAPES  # noqa: E402
+
 SIZE = 40_000  # characters; doubled once, still under MAX_DOCSTRING_CHARS
-
-
-def _repeat(line: str) -> Callable[[int], str]:
-    return lambda size: "Crafted.\n\n" + line * max(1, size // len(line))
-
-
-def _one_example(head: str, unit: str, tail: str) -> Callable[[int], str]:
-    return lambda size: "Crafted.\n\n" + head + unit * max(1, size // len(unit)) + tail
-
-
-SHAPES: dict[str, Callable[[int], str]] = {
-    "unclosed calls on long lines": _repeat("    " + "f(" * 1500 + "\n"),
-    "a call then a chain of ==": _repeat("    f(1) " + "== 1 " * 700 + "\n"),
-    "calls and == alternating": _repeat("    " + "f(1) == " * 450 + "\n"),
-    "deeply nested brackets": _repeat("    f(" + "[" * 1500 + "]" * 1500 + ") == 1\n"),
-    "many quotes": _repeat("    f(" + "'\"" * 1500 + ") == 1\n"),
-    "unterminated strings": _repeat("    f('" + "a\\" * 1500 + ") == 1\n"),
-    "spaces before a comment": _repeat("    f(1)" + " " * 3500 + "# returns\n"),
-    "Example followed by spaces": _repeat("    Example" + " " * 3500 + "x\n"),
-    "many >>> examples": _repeat("    >>> f(1)\n    1\n"),
-    "one >>> with many ... lines": _one_example("    >>> f([1,\n", "    ... 2,\n", "    ... 3])\n"),
-    "informal-looking want lines": _one_example("    >>> f(1)\n", "    f(2) == 3 + x\n", ""),
-    "an Input: never closed": _one_example("    Input: [\n", "    1,\n", ""),
-    "maths definitions": _repeat("    f(n) = n + 1\n"),
-    "bindings with two markers": _repeat(
-        "    For x = [" + "1," * 1000 + "] the output should be the output should be 1\n"
-    ),
-    "binding lines and steps": _repeat("    x = [1, 2]\n    -> sort x\n"),
-    "another name's calls": _repeat("    g(" + "[1]," * 900 + ") => 1\n"),
-    "examples past the cap": _repeat("    f(1) == 1\n"),
-}
 
 
 def _best_time(doc: str, runs: int = 5) -> float:
