@@ -33,7 +33,7 @@ RUNNER_DIR = str(Path(__file__).resolve().parent)
 _PROBE_TIMEOUT_S = 20.0
 _INFO = (
     "import sys, json; print(json.dumps([sys.prefix, sys.base_prefix, sys.exec_prefix,"
-    " sys.base_exec_prefix, sys.executable, list(sys.version_info[:2])]))"
+    " sys.base_exec_prefix, sys.executable, list(sys.version_info[:2]), sys.path]))"
 )
 
 
@@ -44,6 +44,7 @@ class Interpreter:
     path: str
     roots: tuple[str, ...]
     version: tuple[int, int]
+    sys_path: tuple[str, ...]  # with its site-packages (site ran, -I)
 
 
 class IsolationError(Exception):
@@ -129,7 +130,7 @@ def interpreter(python: str) -> Interpreter:
     """The folders ``python`` starts from (asked of it once)."""
     try:
         r = subprocess.run(
-            [python, "-I", "-S", "-c", _INFO],
+            [python, "-I", "-c", _INFO],
             capture_output=True,
             timeout=_PROBE_TIMEOUT_S,
             check=False,
@@ -137,7 +138,7 @@ def interpreter(python: str) -> Interpreter:
         info = json.loads(r.stdout)
     except (OSError, subprocess.SubprocessError, ValueError) as e:
         raise IsolationError(f"cannot start the interpreter {python}: {e}") from None
-    if r.returncode != 0 or not isinstance(info, list) or len(info) != 6:
+    if r.returncode != 0 or not isinstance(info, list) or len(info) != 7:
         raise IsolationError(f"cannot start the interpreter {python}")
     roots = [p for p in info[:4] if isinstance(p, str) and p]
     # Every hop of a symlinked executable (venv -> pyenv -> /usr) must resolve inside.
@@ -147,7 +148,8 @@ def interpreter(python: str) -> Interpreter:
         if not os.path.islink(hop):
             break
         hop = os.path.join(os.path.dirname(hop), os.readlink(hop))
-    return Interpreter(python, tuple(roots), (int(info[5][0]), int(info[5][1])))
+    paths = tuple(p for p in info[6] if isinstance(p, str) and os.path.isabs(p))
+    return Interpreter(python, tuple(roots), (int(info[5][0]), int(info[5][1])), paths)
 
 
 def _base_args(tmp_size: int) -> list[str]:

@@ -143,7 +143,7 @@ def run_checks(
         flags: Sequence[str] = tuple(project.optionflags)
         readable = [p for p in (project.root, project.package_root) if p]
     else:
-        sys_path = _default_sys_path(path)
+        sys_path = _default_sys_path(path, python)
         module_name, package, flags = _module_name(path), "", ()
         readable = []
     if path:
@@ -197,10 +197,13 @@ def _module_name(path: str | None) -> str:
     return SCRIPT_MODULE
 
 
-def _default_sys_path(path: str | None) -> list[str]:
-    # No project: this interpreter's import path (stdlib, site-packages) plus the file's
+def _default_sys_path(path: str | None, python: str) -> list[str]:
+    # No project: the interpreter's import path (stdlib, site-packages) plus the file's
     # folder, as before issue 12's project discovery.
-    paths = [p for p in sys.path if p and os.path.isabs(p)]
+    if os.path.realpath(python) == os.path.realpath(sys.executable):
+        paths = [p for p in sys.path if p and os.path.isabs(p)]
+    else:
+        paths = list(isolation.interpreter(python).sys_path)
     if path:
         paths.insert(0, os.path.dirname(os.path.abspath(path)))
     return list(dict.fromkeys(paths))

@@ -557,3 +557,34 @@ def test_attacks_as_an_unprivileged_user(unprivileged: tuple[str, str], user_mod
 
 def _env_pairs(user_mode: str) -> list[str]:
     return [f"{k}={v}" for k, v in MODES[user_mode].items()]
+
+
+# --- the project's interpreter (issue 12): every isolation holds in any Python >= 3.9 ------------
+
+PYENV = Path("/root/.pyenv/versions")
+OTHER_PYTHONS = ["3.9.18", "3.10.13", "3.12.1", "3.13.0"]
+
+
+@pytest.mark.parametrize("version", OTHER_PYTHONS)
+def test_attacks_in_the_projects_interpreter(mode: str, version: str, tmp_path: Path) -> None:
+    python = PYENV / version / "bin" / "python"
+    if not python.exists():
+        pytest.skip(f"no Python {version} here")
+    ok = verify_function(
+        attack("return sys.version[:4]", want=repr(version[:4])), "f", python=str(python)
+    )
+    assert ok.status == "passed", ok.reason  # it really ran in that interpreter
+    assert ok.sandbox["interpreter"] == str(python)
+    r = verify_function(attack(FORGE), "f", python=str(python))
+    assert r.status in ("error", "failed") and r.passed == 0
+    target = tmp_path / "pwned"
+    r = verify_function(attack(write_exec(str(target))), "f", python=str(python))
+    assert "spawned" not in r.results[0]["got"] and "forked" not in r.results[0]["got"]
+    assert host_files(target) == []
+    if platform.machine() == "x86_64":
+        r = verify_function(attack(INT80_FORK), "f", python=str(python))
+        assert "SIGSYS" in r.reason, r.reason
+    if mode != "not-isolated":
+        r = verify_function(attack(proc_list(os.getpid())), "f", python=str(python))
+        assert r.status == "passed", r.results
+    assert leftovers() == []
