@@ -7,13 +7,12 @@
     text   = stop.finish(text)                       # cut, trim, keep the function parseable
     (verification: up to K candidates, passing ones first; see ``_best_of``)
 
-``Completer`` takes a ``model_runtime.Worker`` (server: one thread owns the model) or
-an ``Engine`` (scripts: generate on the calling thread).
+``Completer`` takes any ``model_runtime.types.Backend``: a ``Worker`` (server: one
+thread owns the model) or an engine (scripts: generate on the calling thread).
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import logging
 import threading
 import time
@@ -23,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from model_runtime import Generation, GenerationRequest
+from model_runtime.types import Backend
 from phi_lsp import context as context_mod
 from phi_lsp import prompt as prompt_mod
 from phi_lsp.context import Context
@@ -92,52 +92,46 @@ class SuggestionCache:
             self._entries.clear()
 
 
-class Cancelled(Exception):
-    """The request was cancelled or superseded."""
-
-
 class Completer:
     def __init__(
         self,
-        worker: Any,
+        backend: Backend,
         settings: Settings | None = None,
         *,
         count_tokens: Callable[[str], int] | None = None,
         cache_size: int = 64,
     ) -> None:
-        self.backend = worker  # a Worker (has submit) or an Engine (has generate)
+        self.backend = backend
         self.settings = settings or Settings()
         self.cache = SuggestionCache(cache_size)
-        counter = count_tokens or getattr(worker, "count_tokens", None)
-        self.count_tokens: Callable[[str], int] = counter or prompt_mod.estimate_tokens
-        self._exact_count = counter is not None  # else: look for the model's tokenizer once
+        # The backend's own count (a Worker asks its loaded engine): prompts fill the
+        # window exactly.
+        self.count_tokens: Callable[[str], int] = count_tokens or backend.count_tokens
         self.timings: dict[str, float] = {}  # last request: pipeline vs model time, ms
         # The editor's workspace folders (the server sets them): a file's project root
         # when no pyproject.toml/setup.cfg/setup.py/.git is found above it.
         self.workspace_roots: tuple[str, ...] = ()
+        # False where examples may not run (the server: no isolation and no
+        # verifyUnisolated): suggestions then come unverified, whatever ``verify`` says.
+        self.run_examples = True
 
     # --- public ---------------------------------------------------------------------
 
     def with_settings(self, settings: Settings) -> Completer:
         """A Completer on the same model under other settings: a fresh suggestion cache
         (its entries were made under the old ones), the same token counter."""
-        c = Completer(self.backend, settings, cache_size=self.cache.size)
-        c.count_tokens, c._exact_count = self.count_tokens, self._exact_count
-        return c
+        return Completer(
+            self.backend, settings, count_tokens=self.count_tokens, cache_size=self.cache.size
+        )
 
     @property
     def context_length(self) -> int:
-        info = getattr(self.backend, "info", None)
-        if info is None and hasattr(self.backend, "ready"):
-            info = self.backend.ready().result()  # raises ModelLoadError if loading failed
-        return int(getattr(info, "context_length", 2048) or 2048)
+        # A Worker's info waits for the load (raises its ModelLoadError).
+        return int(self.backend.info.context_length or 2048)
 
     @property
     def model_name(self) -> str:
-        info = getattr(self.backend, "info", None)
-        if info is None and hasattr(self.backend, "ready"):
-            info = self.backend.ready().result()
-        return str(getattr(info, "spec", "") or self.settings.model)
+        return self.backend.info.spec or self.settings.model
 
     def complete(
         self,
@@ -206,10 +200,10 @@ class Completer:
         """prompt → (cache | model, stopped by the stop rules) → clean-up → [verify]."""
         t0 = time.perf_counter()
         p = prompt_mod.build(
-            ctx, self.context_length - self.settings.max_new_tokens, self._counter()
+            ctx, self.context_length - self.settings.max_new_tokens, self.count_tokens
         )
         stopper = Stopper(ctx, p.forced_prefix)
-        verify = _verifier() if self.settings.verify != "off" else None
+        verify = _verifier() if self.settings.verify != "off" and self.run_examples else None
         if verify is None:
             got = self._generate(p, stopper, key, cancel, seed=None)
             rec = (
@@ -258,12 +252,6 @@ class Completer:
             return None
         return rec
 
-    def _counter(self) -> Callable[[str], int]:
-        if not self._exact_count:
-            self._exact_count = True
-            self.count_tokens = _tokenizer_counter(self.backend) or self.count_tokens
-        return self.count_tokens
-
     def _generate(
         self,
         p: prompt_mod.Prompt,
@@ -297,20 +285,7 @@ class Completer:
         return stopper.finish(gen.text, truncated=gen.finish_reason == "length"), False
 
     def _run(self, req: GenerationRequest, cancel: threading.Event | None) -> Generation:
-        submit = getattr(self.backend, "submit", None)
-        if submit is None:  # an Engine: generate here
-            should_stop = cancel.is_set if cancel is not None else None
-            return self.backend.generate(req, should_stop)
-        fut: concurrent.futures.Future[Generation] = submit(req)
-        while True:
-            try:
-                return fut.result(timeout=0.02)
-            except concurrent.futures.TimeoutError:
-                if cancel is not None and cancel.is_set():
-                    fut.cancel()
-                    return Generation(text="", finish_reason="cancelled")
-            except concurrent.futures.CancelledError:
-                return Generation(text="", finish_reason="cancelled")
+        return self.backend.generate(req, cancel.is_set if cancel is not None else None)
 
     def _verify(
         self,
@@ -349,28 +324,6 @@ class Completer:
             return 1
         cand.verified = cand.status == "passed"
         return 2 if cand.verified else 0
-
-
-def _tokenizer_counter(backend: Any) -> Callable[[str], int] | None:
-    """Exact token counts for a Worker (which hides its engine): the model's own
-    tokenizer, loaded from the same local files. None when there is none to load."""
-    try:
-        info = backend.ready().result() if hasattr(backend, "ready") else backend.info
-    except Exception:
-        return None
-    if getattr(info, "backend", "") != "local":
-        return None
-    from pathlib import Path
-
-    where = info.source if Path(info.source).is_dir() else info.spec
-    try:
-        from transformers import AutoTokenizer
-
-        tok = AutoTokenizer.from_pretrained(where, local_files_only=True)
-    except Exception as e:  # no local tokenizer files: the estimate will do
-        log.info("prompt sizes are estimated (no tokenizer for %s: %s)", where, e)
-        return None
-    return lambda text: len(tok(text, add_special_tokens=False)["input_ids"])
 
 
 def _with_newlines_of(doc: Document, text: str) -> str:
