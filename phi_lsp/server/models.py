@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -100,10 +101,22 @@ def load(config: EngineConfig, progress: Progress = _no_progress) -> Engine:
     "downloading" with a percentage through it).
     """
     from model_runtime import load_engine
+    from model_runtime.progress import Progress as Step
 
     device = resolve_device(config)
     progress("loading", None, f"loading {config.spec}")
-    return load_engine(config.spec, device=device, dtype=config.dtype, **dict(config.options))
+
+    def relay(step: Step) -> None:  # download / build tiny / load, each 0..100 %
+        state: State = "downloading" if step.stage == "download" else "loading"
+        progress(state, step.percent, step.describe())
+
+    return load_engine(
+        config.spec,
+        device=device,
+        dtype=config.dtype,
+        progress=relay,
+        **dict(config.options),
+    )
 
 
 # --- scripts: synchronous, one engine per config per process ---------------------------
@@ -153,16 +166,36 @@ class ModelStatus:
 StatusListener = Callable[[ModelStatus], None]
 
 
+MAX_MESSAGE = 200  # an editor's toast: one short sentence or two; details go to the log
+_FLAGS = {"--model": "phiLsp.model", "--device": "phiLsp.device", "--dtype": "phiLsp.dtype"}
+
+
 def _failure_message(spec: str, error: BaseException) -> str:
-    reason = str(error) or type(error).__name__
+    """One short message in the editor's words (setting names, not flags); the full
+    reason is logged by the caller."""
+    from model_runtime.download import ModelUnavailable
+
+    if isinstance(error, ModelUnavailable):
+        return f"phi-lsp: {error.short}"
+    reason = (str(error) or type(error).__name__).strip()
+    for flag, setting in _FLAGS.items():
+        reason = reason.replace(flag, setting)
     if "out of memory" in reason.lower():
-        hint = "Try phiLsp.dtype 'float16' or 'int8', or phiLsp.device 'cpu'."
-    else:
-        hint = (
-            "Set phiLsp.model to a local model directory (or 'tiny' for the small "
-            "offline demo model), or check phiLsp.device."
+        return (
+            f"phi-lsp: {spec} does not fit in memory. "
+            "Try phiLsp.dtype float16 or phiLsp.device cpu."
         )
-    return f"phi-lsp could not load the model {spec!r}: {reason}. {hint}"
+    # The reason often names the model already (a directory's path): say it once.
+    head = "phi-lsp: " if spec in reason else f"phi-lsp could not load {spec}: "
+    room = MAX_MESSAGE - len(head)
+    if len(reason) > room:  # the first sentence, else a cut: the log has the rest
+        first = re.split(r"(?<=[.;])\s", reason, maxsplit=1)[0].rstrip(".;")
+        reason = first if len(first) <= room else first[: room - 24].rstrip() + "… (see the log)"
+    text = head + reason.rstrip(".") + "."
+    hint = " Check phiLsp.model."
+    if "phiLsp." not in text and len(text) + len(hint) <= MAX_MESSAGE:
+        text += hint
+    return text
 
 
 class ModelManager:
@@ -275,6 +308,8 @@ class ModelManager:
             and info.device == "cpu"
             and settings.device != "cpu"
             and settings.model not in self._cpu_warned
+            # tiny (1 M parameters) belongs on the CPU, unless CUDA was asked for
+            and (settings.model != "tiny" or settings.device == "cuda")
         ):
             self._cpu_warned.add(settings.model)
             warning = (
@@ -293,7 +328,8 @@ class ModelManager:
             if gen != self._generation:
                 return
             self.completer, self.info = None, None
-        log.error("%s", message)
+        details = getattr(error, "details", "") or str(error) or type(error).__name__
+        log.error("could not load %s: %s", spec, details)  # the whole story, for the log
         self._report(gen, "error", message)
 
     def _report(

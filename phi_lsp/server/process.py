@@ -34,6 +34,7 @@ def serve(args: argparse.Namespace) -> int:
     server = build_server(overrides)
     handler = lsp_logging.LspLogHandler(_log_sender(server))
     server.log_handler = handler
+    server.log_file = str(log_file) if log_file else None  # "Show log" opens it
     lsp_logging.install_lsp_handler(handler)
     log.info("phi-lsp %s starting (pid %d, log file %s)", __version__, os.getpid(), log_file)
     try:

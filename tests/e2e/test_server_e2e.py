@@ -76,6 +76,20 @@ class Session:
         def _verification(ls: Any, params: Any) -> None:
             self.verifications.append(_plain(params))
 
+        # A failed load asks with actions (window/showMessageRequest): recorded with the
+        # messages; answered with ``self.choice`` (None: dismissed).
+        self.requests: list[types.ShowMessageRequestParams] = []
+        self.choice: str | None = None
+
+        @client.feature(types.WINDOW_SHOW_MESSAGE_REQUEST)
+        def _request(ls: Any, params: types.ShowMessageRequestParams) -> Any:
+            self.requests.append(params)
+            client.messages.append(
+                types.ShowMessageParams(type=params.type, message=params.message)
+            )
+            titles = [a.title for a in params.actions or []]
+            return types.MessageActionItem(title=self.choice) if self.choice in titles else None
+
     async def until(self, cond: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -309,7 +323,7 @@ async def test_model_load_failure_keeps_the_server_up_and_says_why(tmp_path: Pat
             "error status",
         )
         assert str(missing) in last["message"]
-        errors = s.messages(types.MessageType.Error)
+        errors = await s.until(lambda: s.messages(types.MessageType.Error), 10, "the message")
         assert errors and "phiLsp.model" in errors[0] and str(missing) in errors[0]
         uri = doc_uri(tmp_path)
         s.open(uri, ADD_SOURCE)
