@@ -283,7 +283,7 @@ def test_model_info_tiny_when_built(tiny_dir: Path) -> None:
 
 def test_cli_and_loader_imports_do_not_import_torch() -> None:
     code = (
-        "import sys, phi_lsp.cli, model_runtime.cli, model_runtime.loader, model_runtime.tiny;"
+        "import sys, phi_lsp.cli, phi_lsp.cli.model, model_runtime.loader, model_runtime.tiny;"
         "print('torch' in sys.modules, 'transformers' in sys.modules)"
     )
     out = subprocess.run(
