@@ -44,11 +44,12 @@ def main() -> None:
         repo_tools._install_by_copy("pytest", repo_tools._site_packages(python), set())
     xml = root / ".phi-agreement-junit.xml"
     env = {**repo_tools._clean_env(), "PYTHONDONTWRITEBYTECODE": "1"}
-    cmd = [str(python), "-P", "-m", "pytest", "--doctest-modules",
+    cmd = [str(python), "-m", "pytest", "--doctest-modules",
            "--continue-on-collection-errors", "-p", "no:cacheprovider", f"--junitxml={xml}",
-           "-q", args.package, *(f"--ignore={i}" for i in args.ignore)]  # fmt: skip
+           "-q", str(root / args.package), *(f"--ignore={root / i}" for i in args.ignore)]  # fmt: skip
     t0 = time.perf_counter()
-    subprocess.run(cmd, cwd=root, capture_output=True, env=env, check=False)
+    # cwd outside the repository: `python -m` puts the cwd on sys.path, pytest would not.
+    subprocess.run(cmd, cwd=root.parent, capture_output=True, env=env, check=False)
     pytest_s = time.perf_counter() - t0
     items: dict[str, str] = {}
     for case in ET.parse(xml).getroot().iter("testcase"):

@@ -499,9 +499,11 @@ def pytest_outcomes(root: Path, python: Path, tmp: Path) -> tuple[dict[str, str]
     xml = tmp / "junit.xml"
     env = {**_clean_env(), "PYTHONDONTWRITEBYTECODE": "1"}
     proc = subprocess.run(
-        [str(python), "-P", "-m", "pytest", "--doctest-modules", "--continue-on-collection-errors", "-p", "no:cacheprovider",
-         f"--junitxml={xml}", "-q", "-rA", "src", "tools"],
-        capture_output=True, text=True, cwd=root, env=env, timeout=300, check=False,
+        [str(python), "-m", "pytest", "--doctest-modules", "--continue-on-collection-errors",
+         "-p", "no:cacheprovider", f"--junitxml={xml}", "-q", "-rA", str(root / "src"),
+         str(root / "tools")],
+        # Not from the project: `python -m` puts the cwd on sys.path, pytest would not.
+        capture_output=True, text=True, cwd=tmp, env=env, timeout=300, check=False,
     )  # fmt: skip
     assert xml.exists(), proc.stdout + proc.stderr
     items: dict[str, str] = {}
