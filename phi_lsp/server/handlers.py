@@ -33,7 +33,6 @@ def build_server(overrides: dict[str, object] | None = None) -> PhiLanguageServe
     def initialize(ls: PhiLanguageServer, params: types.InitializeParams) -> None:
         if ls.log_handler is not None:
             ls.log_handler.attach(asyncio.get_running_loop())
-        ls.client_name = params.client_info.name if params.client_info else ""
         ls.apply_settings(params.initialization_options, initial=True)
         from phi_lsp.server.process import watch_parent
 
@@ -42,6 +41,7 @@ def build_server(overrides: dict[str, object] | None = None) -> PhiLanguageServe
     @server.feature(types.INITIALIZED)
     async def initialized(ls: PhiLanguageServer, params: types.InitializedParams) -> None:
         ls.start_model()
+        ls.spawn(ls.verification.refresh(ls))  # the interpreter, for phiLsp/status
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     async def did_change_configuration(
@@ -51,7 +51,16 @@ def build_server(overrides: dict[str, object] | None = None) -> PhiLanguageServe
         if raw is None:
             pushed = params.settings
             raw = pushed.get(SECTION) if isinstance(pushed, dict) else None
+        python = ls.settings.python_path
         ls.apply_settings(raw)
+        if ls.settings.python_path != python:
+            ls.spawn(ls.verification.refresh(ls))
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
+    async def did_change_workspace_folders(
+        ls: PhiLanguageServer, params: types.DidChangeWorkspaceFoldersParams
+    ) -> None:
+        ls.spawn(ls.verification.refresh(ls))  # pygls updated ls.workspace first
 
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(

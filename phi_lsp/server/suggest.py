@@ -98,8 +98,13 @@ class Suggestions:
             character = max(0, min(position.character, index_to_utf16(text, len(text))))
             if ls.settings.debounce_ms and not invoked:
                 await asyncio.sleep(ls.settings.debounce_ms / 1000)
+            verifying = ls.settings.verify != "off"
+            if verifying:  # examples run only isolated or where the user opted in
+                verifying = await ls.verification.may_run(ls, ls.settings)
             if job.cancel.is_set():
                 return None
+            completer.run_examples = verifying
+            completer.workspace_roots = ls.verification.workspace_roots(ls)
             call = functools.partial(
                 completer.complete, doc, line, character, key=uri, cancel=job.cancel
             )
@@ -129,7 +134,7 @@ class Suggestions:
             )
         if result is not None and result.text:
             store.show(uri, Shown(line, character, result, snap.version))
-        if result is not None and ls.settings.verify != "off":
+        if result is not None and verifying:
             notify_verification(ls, uri, result)
         return result
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
-import functools
+import dataclasses
 import logging
 import threading
 from collections.abc import Sequence
@@ -17,9 +17,11 @@ from typing import TYPE_CHECKING, TypedDict
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
+from pygls.uris import to_fs_path
 
 from phi_lsp import functions
 from phi_lsp.documents import Document
+from phi_lsp.server.verification import NOT_ISOLATED
 
 if TYPE_CHECKING:
     from phi_lsp.server.app import PhiLanguageServer
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("phi_lsp.server.verify")
 
 VERIFY_COMMAND = "phiLsp.verifyFunction"
+BUDGET_MARGIN_S = 2.0  # past the examples' own timeout: extraction, the sandbox's start
 
 
 class ExampleRow(TypedDict, total=False):
@@ -126,17 +129,33 @@ def message_type(r: VerifyReply) -> types.MessageType:
     return types.MessageType.Warning
 
 
-def _run(
-    doc: Document, line: int, timeout_s: float, cancel: threading.Event
-) -> tuple[str, int, VerifyReply]:
+@dataclasses.dataclass(frozen=True)
+class _Job:
+    doc: Document
+    line: int  # 0-based
+    timeout_s: float
+    cancel: threading.Event
+    path: str | None  # the document's file: the examples run inside its project
+    python: str | None  # pythonPath; None: found as verify/project.py says
+    workspace_roots: tuple[str, ...]
+
+
+def _run(job: _Job) -> tuple[str, int, VerifyReply]:
     """On a thread: find the function, run its examples. (name, def line, reply)."""
-    name, def_line, why = function_at(doc, line)
+    name, def_line, why = function_at(job.doc, job.line)
     if name is None:
         return "", 0, error_reply(why)
     from phi_lsp import verify
 
     result = verify.verify_function(
-        doc.text, name, timeout_s=timeout_s, line=def_line, cancel=cancel
+        job.doc.text,
+        name,
+        timeout_s=job.timeout_s,
+        line=def_line,
+        cancel=job.cancel,
+        path=job.path,
+        python=job.python,
+        workspace_roots=job.workspace_roots,
     )
     return name, def_line, reply_of(result)
 
@@ -150,14 +169,25 @@ async def verify_at(ls: PhiLanguageServer, args: Sequence[object]) -> VerifyRepl
         why = f"cannot verify: the file is over the {ls.size_limit_text()} limit"
         ls.show(types.MessageType.Warning, f"phi-lsp: {why}")
         return error_reply(why)
+    settings = ls.settings
+    if not await ls.verification.may_run(ls, settings, asked=True):
+        return error_reply(NOT_ISOLATED.removeprefix("phi-lsp: "))
     cancel = threading.Event()
-    timeout_s = ls.settings.verify_timeout_ms / 1000
+    timeout_s = settings.verify_timeout_ms / 1000
     # Extraction and the sandbox's start are bounded too: the budget is the examples'
     # timeout plus a margin for them.
-    budget_s = timeout_s + 2.0
-    call = functools.partial(_run, snap.doc, line, timeout_s, cancel)
+    budget_s = timeout_s + BUDGET_MARGIN_S
+    job = _Job(
+        snap.doc,
+        line,
+        timeout_s,
+        cancel,
+        to_fs_path(uri),
+        settings.python_path or None,
+        ls.verification.workspace_roots(ls),
+    )
     try:
-        fut = asyncio.get_running_loop().run_in_executor(ls.pool, call)
+        fut = asyncio.get_running_loop().run_in_executor(ls.pool, _run, job)
         name, _, reply = await asyncio.wait_for(fut, budget_s)
     except asyncio.TimeoutError:
         cancel.set()
