@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import dataclasses
 import logging
 import sys
 import threading
 from collections.abc import Coroutine, Mapping
+from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from lsprotocol import types
@@ -35,6 +37,22 @@ log = logging.getLogger("phi_lsp.server")
 SECTION = "phiLsp"
 STATUS = "phiLsp/status"
 FALLBACK_REGISTRATION_ID = "phi-lsp-completion-fallback"
+# The actions of a failed load (window/showMessageRequest). VS Code's extension also
+# acts on them itself (it writes the model setting, opens the settings or its output).
+USE_TINY = "Use the tiny demo model"
+OPEN_SETTINGS = "Open settings"
+SHOW_LOG = "Show log"
+
+
+@dataclasses.dataclass
+class _LoadProgress:
+    """One ``$/progress`` token: a stage of a load (download, build, load), its
+    percentages increasing; a new stage or a new load gets a new token."""
+
+    generation: int
+    state: str
+    percent: float | None
+    queue: asyncio.Queue[tuple[str, ModelStatus | str]]
 
 
 class PhiLanguageServer(LanguageServer):
@@ -56,8 +74,13 @@ class PhiLanguageServer(LanguageServer):
         self.fallback_static = False
         self._fallback_registered = False
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._load_progress: dict[int, asyncio.Future[str]] = {}
-        self._progress_gen = 0  # the last load that got a $/progress
+        self._load_progress: _LoadProgress | None = None
+        self._progress_tokens = 0
+        # "Use the tiny demo model" chosen while the configured model was this spec:
+        # tiny stays until the user configures another model.
+        self._tiny_instead_of: str | None = None
+        self.client_name = ""  # initialize's clientInfo.name
+        self.log_file: str | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=4, thread_name_prefix="phi-complete"
@@ -166,6 +189,11 @@ class PhiLanguageServer(LanguageServer):
     def apply_settings(self, raw: object, *, initial: bool = False) -> None:
         # parse() also answers a value that is not an object (with a warning).
         new, warnings = settings_mod.parse(cast("Mapping[str, Any] | None", raw), self.settings)
+        if self._tiny_instead_of is not None and raw is not None:
+            if new.model == self._tiny_instead_of:
+                new = new.replace(model="tiny")  # still the model that failed: keep tiny
+            else:
+                self._tiny_instead_of = None  # the user (or their editor) chose a model
         if self.overrides:
             new = new.replace(**self.overrides)
         for w in warnings:
@@ -255,39 +283,111 @@ class PhiLanguageServer(LanguageServer):
 
     def _status_changed(self, status: ModelStatus) -> None:
         self.send_status(status)
-        gen = status.generation
-        if status.state in ("loading", "downloading") and gen > self._progress_gen:
-            self._progress_gen = gen
-            done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-            self._load_progress[gen] = done
-            self.spawn(self._progress(gen, status.message, done))
-        for old, fut in list(self._load_progress.items()):
-            final = status.state in ("ready", "error", "disabled")
-            if old != gen or final:
-                if not fut.done():
-                    fut.set_result(status.message if old == gen else "superseded")
-                del self._load_progress[old]
+        self._progress_step(status)
         if status.state == "error":
-            self.show(types.MessageType.Error, status.message + " Completions are off until then.")
+            self.spawn(self._offer_actions(status))
         if status.warning:
             self.show(types.MessageType.Warning, status.warning)
 
-    async def _progress(self, gen: int, title: str, done: asyncio.Future[str]) -> None:
-        """``$/progress`` for one load, begun when it starts, ended when it ends."""
+    def _progress_step(self, status: ModelStatus) -> None:
+        """Feed ``$/progress``: begin at a stage's first status, report its percentages,
+        end when the stage, the load or the loading is over."""
+        busy = status.state in ("loading", "downloading")
+        cur = self._load_progress
+        if cur is not None:
+            same = busy and cur.generation == status.generation and cur.state == status.state
+            if same and None not in (cur.percent, status.percent):
+                same = status.percent >= cur.percent  # type: ignore[operator]
+            if not same:
+                ended = status.generation == cur.generation and not busy
+                cur.queue.put_nowait(("end", status.message if ended else ""))
+                self._load_progress = cur = None
+        if not busy:
+            return
+        if cur is None:
+            queue: asyncio.Queue[tuple[str, ModelStatus | str]] = asyncio.Queue()
+            cur = _LoadProgress(status.generation, status.state, status.percent, queue)
+            self._load_progress = cur
+            self.spawn(self._progress(queue))
+        cur.percent = status.percent if status.percent is not None else cur.percent
+        cur.queue.put_nowait(("report", status))
+
+    async def _progress(self, queue: asyncio.Queue[tuple[str, ModelStatus | str]]) -> None:
+        """One ``$/progress`` token: begin, a report per status, end."""
         caps = self.client_capabilities
         if self.closed or not (caps.window and caps.window.work_done_progress):
             return
-        token = f"phi-lsp-load-{gen}"
+        self._progress_tokens += 1
+        token = f"phi-lsp-load-{self._progress_tokens}"
         try:
             await asyncio.wait_for(self.work_done_progress.create_async(token), timeout=5)
-            begin = types.WorkDoneProgressBegin(title="phi-lsp", message=title)
-            self.work_done_progress.begin(token, begin)
         except Exception as e:
             log.debug("no work-done progress: %s", e)
             return
-        message = await done
-        with contextlib.suppress(Exception):
-            self.work_done_progress.end(token, types.WorkDoneProgressEnd(message=message))
+        begun = False
+        while True:
+            kind, item = await queue.get()
+            with contextlib.suppress(Exception):
+                if kind == "end":
+                    if begun:
+                        end = types.WorkDoneProgressEnd(message=str(item) or None)
+                        self.work_done_progress.end(token, end)
+                    return
+                assert isinstance(item, ModelStatus)
+                pct = None if item.percent is None else int(item.percent)
+                if not begun:
+                    begin = types.WorkDoneProgressBegin(
+                        title="phi-lsp", message=item.message, percentage=pct
+                    )
+                    self.work_done_progress.begin(token, begin)
+                    begun = True
+                else:
+                    report = types.WorkDoneProgressReport(message=item.message, percentage=pct)
+                    self.work_done_progress.report(token, report)
+
+    async def _offer_actions(self, status: ModelStatus) -> None:
+        """A failed load: one short message, with what the user can do about it where
+        the client can do it (window/showMessageRequest); the details are in the log."""
+        actions = [] if status.model == "tiny" else [USE_TINY]
+        vscode = "code" in self.client_name.lower()
+        window = self.client_capabilities.window
+        if vscode:
+            actions.append(OPEN_SETTINGS)
+        if vscode or (window and window.show_document and self.log_file):
+            actions.append(SHOW_LOG)
+        params = types.ShowMessageRequestParams(
+            type=types.MessageType.Error,
+            message=status.message,
+            actions=[types.MessageActionItem(title=a) for a in actions],
+        )
+        try:
+            choice = await self.window_show_message_request_async(params)
+        except Exception as e:  # the client is gone or refused: the status says it all
+            log.debug("showMessageRequest: %s", e)
+            return
+        title = getattr(choice, "title", None)
+        if title:
+            log.info("the user chose %r", title)
+        if title == USE_TINY:
+            self.use_tiny(status.model)
+        elif title == SHOW_LOG and not vscode and self.log_file:
+            uri = Path(self.log_file).absolute().as_uri()
+            with contextlib.suppress(Exception):
+                await self.window_show_document_async(
+                    types.ShowDocumentParams(uri=uri, take_focus=True)
+                )
+
+    def use_tiny(self, failed: str) -> None:
+        """Switch to the tiny demo model now, without a restart; it stays while the
+        configured model is still ``failed`` (a client that writes the setting itself,
+        like VS Code's extension, triggers no second reload: tiny is already set)."""
+        if self.settings.model == "tiny" or "model" in self.overrides:
+            return
+        self._tiny_instead_of = failed
+        old, self.settings = self.settings, self.settings.replace(model="tiny")
+        if self.models.apply(old, self.settings):
+            self.suggestions.cancel_all()
+            self.store.forget_shown()
 
     # --- lifecycle ------------------------------------------------------------------
 

@@ -33,6 +33,7 @@ def build_server(overrides: dict[str, object] | None = None) -> PhiLanguageServe
     def initialize(ls: PhiLanguageServer, params: types.InitializeParams) -> None:
         if ls.log_handler is not None:
             ls.log_handler.attach(asyncio.get_running_loop())
+        ls.client_name = params.client_info.name if params.client_info else ""
         ls.apply_settings(params.initialization_options, initial=True)
         from phi_lsp.server.process import watch_parent
 
