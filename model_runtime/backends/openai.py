@@ -24,18 +24,22 @@ it is sent only as ``Authorization: Bearer`` and scrubbed from every message.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import random
 import time
-import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
+from model_runtime.backends.openai_http import (
+    Cancelled,
+    ServerClient,
+    iter_sse_data,
+    normalize_url,
+    parse_chunk,
+    redact_url,
+)
 from model_runtime.types import (
     EngineInfo,
     Generation,
@@ -47,89 +51,10 @@ from model_runtime.types import (
 
 log = logging.getLogger(__name__)
 
+__all__ = ["OpenAIEngine", "iter_sse_data", "normalize_url", "parse_chunk", "redact_url"]
+
 CHARS_PER_TOKEN = 3.5  # estimate for code BPEs when the server has no tokenize endpoint
-RETRY_STATUS = frozenset({429, 503})
 DEFAULT_CONTEXT = 2048  # Phi-1's window, when the server does not say
-
-
-# --- server-sent events -------------------------------------------------------------
-
-
-def iter_sse_data(lines: Iterator[str]) -> Iterator[str]:
-    """Yield the ``data`` of each server-sent event (multi-line data joined by newlines).
-
-    Comments (``: ping``) and other fields (``event:``, ``id:``, ``retry:``) are skipped;
-    an event ends at a blank line (or at the end of the stream).
-    """
-    data: list[str] = []
-    for raw in lines:
-        line = raw.rstrip("\r\n")
-        if not line:
-            if data:
-                yield "\n".join(data)
-                data = []
-            continue
-        if line.startswith(":"):
-            continue
-        name, _, value = line.partition(":")
-        if value.startswith(" "):
-            value = value[1:]
-        if name == "data":
-            data.append(value)
-    if data:
-        yield "\n".join(data)
-
-
-def parse_chunk(data: str) -> dict[str, Any] | None:
-    """One SSE ``data`` payload → the JSON object, None for ``[DONE]``.
-
-    Raises GenerationError for malformed JSON or an ``error`` object in the stream
-    (vLLM reports failures mid-stream that way).
-    """
-    if data.strip() == "[DONE]":
-        return None
-    try:
-        obj = json.loads(data)
-    except json.JSONDecodeError as e:
-        raise GenerationError(f"bad server-sent event from the model server: {data[:200]!r}") from e
-    if not isinstance(obj, dict):
-        raise GenerationError(f"bad server-sent event from the model server: {data[:200]!r}")
-    if "error" in obj:
-        err = obj["error"]
-        msg = err.get("message", err) if isinstance(err, dict) else err
-        raise GenerationError(f"the model server reported an error mid-stream: {msg}")
-    return obj
-
-
-# --- helpers --------------------------------------------------------------------------
-
-
-def normalize_url(url: str) -> str:
-    """``http://host:8000``, ``.../v1``, ``.../v1/`` and ``.../v1/completions`` → ``.../v1``."""
-    url = url.strip()
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ModelLoadError(
-            f"openai:{url}: expected an http(s) URL of an OpenAI-compatible server, "
-            "e.g. openai:http://127.0.0.1:8000/v1"
-        )
-    path = parts.path.rstrip("/")
-    for tail in ("/completions", "/models"):
-        path = path.removesuffix(tail)
-    if not path.endswith("/v1"):
-        path += "/v1"
-    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, path, "", ""))
-
-
-def redact_url(url: str) -> str:
-    """The URL without user:password, for messages and EngineInfo."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host += f":{parts.port}"
-    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, parts.query, ""))
 
 
 @dataclass
@@ -172,35 +97,21 @@ class OpenAIEngine:
         transport: httpx.BaseTransport | None = None,
         **_: object,
     ) -> None:
-        self.url = normalize_url(url)
-        self._shown = redact_url(self.url)
-        self._key_env = api_key_env.strip()
-        self._key = ""
-        if self._key_env:
-            self._key = os.environ.get(self._key_env, "")
-            if not self._key:
-                raise ModelLoadError(
-                    f"apiKeyEnv names the environment variable {self._key_env}, but it is not "
-                    "set (or empty) in the environment of phi-lsp; export it before starting "
-                    "the editor"
-                )
-        self._timeout_s = float(timeout_s)
         # Server-specific sampling fields sent with every completion (vLLM's min_tokens,
         # a logit_bias, ...); the request's own fields win.
         self._extra_body = dict(extra_body or {})
-        self._max_retries = max(0, int(max_retries))
-        self._backoff_s = float(backoff_s)
-        self._max_backoff_s = float(max_backoff_s)
-        headers = {"Accept": "application/json"}
-        if self._key:
-            headers["Authorization"] = f"Bearer {self._key}"
-        self._client = httpx.Client(
-            headers=headers,
-            timeout=httpx.Timeout(self._timeout_s, connect=float(connect_timeout_s)),
-            verify=verify_tls,
+        self._client = ServerClient(
+            url,
+            api_key_env=api_key_env,
+            timeout_s=timeout_s,
+            connect_timeout_s=connect_timeout_s,
+            verify_tls=verify_tls,
+            max_retries=max_retries,
+            backoff_s=backoff_s,
+            max_backoff_s=max_backoff_s,
             transport=transport,
-            follow_redirects=False,
         )
+        self.url, self._shown = self._client.url, self._client.shown
         self._tokenize: str | None = None  # "", "llama-cpp-python", "vllm", "llama.cpp"
         self._count_cache: dict[str, int] = {}
         try:
@@ -343,10 +254,10 @@ class OpenAIEngine:
         choices: dict[int, _Choice] = {}
         t0 = time.perf_counter()
         ended = False  # [DONE] seen, or we ended the stream ourselves
-        with self._open_stream(body, should_stop) as resp:
+        with self._client.open_stream(body, should_stop) as resp:
             if resp is None:  # cancelled while waiting to retry
                 return [_Choice(finish="cancelled")]
-            for obj in self._events(resp):
+            for obj in self._client.events(resp):
                 if obj is None:
                     ended = True
                     break
@@ -406,13 +317,13 @@ class OpenAIEngine:
         token long, gets the server's own error message."""
         msg = f"the model server at {self._shown} ended the stream without finishing"
         try:
-            resp = self._send(
+            resp = self._client.send(
                 "POST", "/completions", json={**body, "stream": False, "max_tokens": 1}
             )
             resp.close()
         except GenerationError as e:
             return f"{msg}: {e}"
-        except _Cancelled:
+        except Cancelled:
             pass
         return f"{msg} (it may have crashed; see its log)"
 
@@ -455,162 +366,8 @@ class OpenAIEngine:
             total_ms=total,
         )
 
-    # -- HTTP plumbing -----------------------------------------------------------------
-
-    def _events(self, resp: httpx.Response) -> Iterator[dict[str, Any] | None]:
-        """The stream's JSON chunks, None for [DONE]. A server that ignores ``stream``
-        and answers with one JSON completion is read as a single chunk."""
-        if resp.headers.get("content-type", "").startswith("application/json"):
-            try:
-                resp.read()
-                obj = resp.json()
-            except (ValueError, httpx.HTTPError) as e:
-                raise GenerationError(
-                    f"the model server at {self._shown} sent a completion that is not JSON"
-                ) from e
-            yield parse_chunk(json.dumps(obj))
-            yield None
-            return
-        for data in iter_sse_data(self._lines(resp)):
-            yield parse_chunk(data)
-
-    def _lines(self, resp: httpx.Response) -> Iterator[str]:
-        try:
-            yield from resp.iter_lines()
-        except httpx.ReadTimeout:
-            raise GenerationError(
-                f"the model server at {self._shown} sent nothing for {self._timeout_s:g} s "
-                "mid-stream; it may be overloaded or stuck"
-            ) from None
-        except httpx.HTTPError as e:
-            raise GenerationError(
-                self._scrub(f"the stream from the model server at {self._shown} broke: {e}")
-            ) from None
-
-    def _open_stream(
-        self, body: dict[str, Any], should_stop: Callable[[], bool] | None
-    ) -> _StreamCtx:
-        return _StreamCtx(self, body, should_stop)
-
-    def _send(self, method: str, path: str, **kw: Any) -> httpx.Response:
-        """One request with retries on 429/503; the response is open (stream=True)."""
-        should_stop = kw.pop("should_stop", None)
-        url = self.url + path if path.startswith("/") else path
-        attempt = 0
-        while True:
-            try:
-                req = self._client.build_request(method, url, **kw)
-                resp = self._client.send(req, stream=True)
-            except httpx.ConnectTimeout:
-                raise GenerationError(
-                    f"timed out connecting to the model server at {self._shown}; "
-                    "check the URL and that the server is up"
-                ) from None
-            except httpx.ConnectError as e:
-                raise GenerationError(
-                    self._scrub(
-                        f"cannot connect to the model server at {self._shown} ({_reason(e)}); "
-                        "start it, or fix the model setting (openai:URL)"
-                    )
-                ) from None
-            except httpx.TimeoutException:
-                raise GenerationError(
-                    f"the model server at {self._shown} did not answer within {self._timeout_s:g} s"
-                ) from None
-            except httpx.HTTPError as e:
-                raise GenerationError(
-                    self._scrub(f"request to the model server at {self._shown} failed: {e}")
-                ) from None
-            if resp.status_code < 300:
-                return resp
-            if resp.status_code < 400:  # redirects are not followed: a POST would be lost
-                where = resp.headers.get("location", "?")
-                resp.close()
-                raise GenerationError(
-                    f"the model server at {self._shown} redirects to {where}; use that URL "
-                    "in the model setting (openai:URL)"
-                )
-            if resp.status_code in RETRY_STATUS and attempt < self._max_retries:
-                delay = self._delay(attempt, resp.headers.get("retry-after"))
-                resp.close()
-                attempt += 1
-                log.info(
-                    "model server busy (HTTP %d); retry %d/%d in %.2f s",
-                    resp.status_code,
-                    attempt,
-                    self._max_retries,
-                    delay,
-                )
-                if _sleep(delay, should_stop):
-                    raise _Cancelled
-                continue
-            try:
-                resp.read()
-                text = resp.text
-            except httpx.HTTPError:
-                text = ""
-            finally:
-                resp.close()
-            raise GenerationError(self._status_message(resp.status_code, path, text, attempt))
-
-    def _delay(self, attempt: int, retry_after: str | None) -> float:
-        if retry_after:
-            try:
-                return min(self._max_backoff_s, max(0.0, float(retry_after)))
-            except ValueError:
-                pass  # an HTTP date: fall back to our own backoff
-        base = min(self._max_backoff_s, self._backoff_s * (2**attempt))
-        return base * (0.5 + random.random() / 2)  # jitter: editors don't retry in lockstep
-
-    def _status_message(self, status: int, path: str, body: str, retries: int) -> str:
-        detail = _error_detail(body)
-        where = f"the model server at {self._shown}"
-        if status in (401, 403):
-            if self._key_env:
-                msg = (
-                    f"{where} refused the API key from ${self._key_env} (HTTP {status}); "
-                    "check the key"
-                )
-            else:
-                msg = (
-                    f"{where} wants an API key (HTTP {status}); set apiKeyEnv to the name of "
-                    "an environment variable that holds it"
-                )
-        elif status == 404:
-            msg = (
-                f"{where} has no {path} (HTTP 404{': ' + detail if detail else ''}); "
-                "point openai: at the server's /v1 base URL"
-            )
-        elif status in RETRY_STATUS:
-            msg = f"{where} is overloaded (HTTP {status}) after {retries} retries; try again later"
-        elif status >= 500:
-            msg = f"{where} failed (HTTP {status}{': ' + detail if detail else ''})"
-        else:
-            msg = f"{where} rejected the request (HTTP {status}{': ' + detail if detail else ''})"
-        return self._scrub(msg)
-
-    def _scrub(self, text: str) -> str:
-        return text.replace(self._key, "***") if self._key else text
-
-    def _get_json(self, path: str, *, root: bool = False, **kw: Any) -> Any:
-        url = self._root() + path if root else path
-        method = "POST" if "json" in kw else "GET"
-        resp = self._send(method, url, **kw)
-        try:
-            resp.read()
-            return resp.json()
-        except (ValueError, httpx.HTTPError) as e:
-            raise GenerationError(
-                f"the model server at {self._shown} answered {path} with something that is not JSON"
-            ) from e
-        finally:
-            resp.close()
-
-    def _root(self) -> str:
-        return self.url.removesuffix("/v1")
-
     def _list_models(self) -> list[dict[str, Any]]:
-        obj = self._get_json("/models")
+        obj = self._client.get_json("/models")
         data = obj.get("data") if isinstance(obj, dict) else None
         if not isinstance(data, list):
             raise GenerationError(
@@ -631,79 +388,20 @@ class OpenAIEngine:
 
     def _remote_count(self, kind: str, text: str) -> int:
         if kind == "llama-cpp-python":
-            obj = self._get_json("/extras/tokenize/count", root=True, json={"input": text})
+            obj = self._client.get_json("/extras/tokenize/count", root=True, json={"input": text})
             return int(obj["count"])
         if kind == "vllm":
             body = {"prompt": text, **({"model": self.model} if self.model else {})}
-            obj = self._get_json("/tokenize", root=True, json=body)
+            obj = self._client.get_json("/tokenize", root=True, json=body)
             return int(obj["count"])
-        obj = self._get_json("/tokenize", root=True, json={"content": text})
+        obj = self._client.get_json("/tokenize", root=True, json={"content": text})
         return len(obj["tokens"])
-
-
-class _Cancelled(Exception):
-    """Internal: should_stop became true while waiting to retry."""
-
-
-class _StreamCtx:
-    """``with`` block around one streaming completion; closing it closes the connection."""
-
-    def __init__(
-        self, engine: OpenAIEngine, body: dict[str, Any], should_stop: Callable[[], bool] | None
-    ) -> None:
-        self._engine, self._body, self._should_stop = engine, body, should_stop
-        self._resp: httpx.Response | None = None
-
-    def __enter__(self) -> httpx.Response | None:
-        try:
-            self._resp = self._engine._send(
-                "POST", "/completions", json=self._body, should_stop=self._should_stop
-            )
-        except _Cancelled:
-            return None
-        return self._resp
-
-    def __exit__(self, *exc: object) -> None:
-        if self._resp is not None:
-            # Closing an unfinished HTTP/1.1 response drops the connection: the server's
-            # next write fails and it stops generating for this request.
-            self._resp.close()
 
 
 def _agrees(text: str, prefix: str) -> bool:
     """True while ``text`` can still become / already is a continuation of ``prefix``."""
     n = min(len(text), len(prefix))
     return text[:n] == prefix[:n]
-
-
-def _sleep(seconds: float, should_stop: Callable[[], bool] | None) -> bool:
-    """Sleep in small steps; True when should_stop fired."""
-    end = time.monotonic() + seconds
-    while (left := end - time.monotonic()) > 0:
-        if should_stop is not None and should_stop():
-            return True
-        time.sleep(min(0.05, left))
-    return False
-
-
-def _reason(e: Exception) -> str:
-    text = str(e) or type(e).__name__
-    if "refused" in text.lower():
-        return "connection refused"
-    return text
-
-
-def _error_detail(body: str) -> str:
-    try:
-        obj = json.loads(body)
-    except (ValueError, TypeError):
-        return body.strip()[:200]
-    if isinstance(obj, dict):
-        err = obj.get("error", obj.get("detail", obj.get("message", obj)))
-        if isinstance(err, dict):
-            err = err.get("message", err)
-        return str(err)[:200]
-    return str(obj)[:200]
 
 
 def _replace(request: GenerationRequest, **changes: Any) -> GenerationRequest:
