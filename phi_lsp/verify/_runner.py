@@ -102,7 +102,8 @@ class _Channel:
 
 def _pdeathsig(expected_parent: int) -> None:
     """Die with the process that started us; if it is gone already, leave now."""
-    _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    with contextlib.suppress(OSError, AttributeError):  # not Linux: nothing to set
+        _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if expected_parent and os.getppid() != expected_parent:
         os._exit(0)
 
@@ -295,7 +296,10 @@ def _child(mode: str, tmp: str, job: dict, chan: _Channel, program: bytes, paren
         os.close(devnull)
         os.chdir(tmp)
         sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115
-        landlock = _landlock(tmp) if mode == "none" else False
+        try:
+            landlock = _landlock(tmp) if mode == "none" else False
+        except (OSError, AttributeError):  # no Landlock, not Linux
+            landlock = False
         try:
             caps = _drop_capabilities()
         except (OSError, AttributeError):
@@ -368,7 +372,8 @@ def main(argv: list) -> None:
         program = seccomp.build(platform.machine(), allow_inet=mode != "none")
     except (KeyError, ValueError):
         program = b""
-    _libc().prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # no /proc/<us>/fd or mem for the child
+    with contextlib.suppress(OSError, AttributeError):  # no /proc/<us>/fd, mem for the child
+        _libc().prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
     try:
         chan.emit(ready)
     except OSError:

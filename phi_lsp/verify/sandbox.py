@@ -277,7 +277,8 @@ class _Child:
             pass_fds, cwd = (info_w,), "/"
         else:
             if self.mode == "none":
-                self.host_tmp = tempfile.mkdtemp(prefix="phi-verify-")
+                _sweep_orphaned_temp_dirs()
+                self.host_tmp = tempfile.mkdtemp(prefix=f"phi-verify-{os.getpid()}-")
                 tmp = self.host_tmp
                 env.update(HOME=tmp, TMPDIR=tmp)
             else:
@@ -301,13 +302,13 @@ class _Child:
             if info_w >= 0:
                 os.close(info_w)
         # Our own child, not yet waited for: its pid cannot be reused while we hold it.
-        self.pidfd = os.pidfd_open(self.proc.pid)
+        self.pidfd = os.pidfd_open(self.proc.pid) if hasattr(os, "pidfd_open") else -1
         # bubblewrap's PID 1 inside (bubblewrap told us, before anything untrusted ran):
         # killing it ends the whole PID namespace, and its pidfd says when that is done.
         self.init_pidfd = -1
         if info_r >= 0:
             try:
-                self.init_pidfd = _bwrap_init(info_r)
+                self.init_pidfd = _bwrap_init(info_r, self.proc.pid)
             finally:
                 os.close(info_r)
         self.buffer = bytearray()
@@ -325,12 +326,17 @@ class _Child:
             with contextlib.suppress(OSError):
                 os.close(self.init_pidfd)
             self.init_pidfd = -1
-        with contextlib.suppress(OSError):
-            signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+        if self.pidfd >= 0:
+            with contextlib.suppress(OSError):
+                signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+        else:  # no pidfds (not Linux): our own Popen, not yet reaped, is still ours
+            with contextlib.suppress(OSError):
+                self.proc.kill()
         with contextlib.suppress(Exception):
             self.proc.wait(timeout=5)
-        with contextlib.suppress(OSError):
-            os.close(self.pidfd)
+        if self.pidfd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.pidfd)
         for f in (self.proc.stdin, self.proc.stdout):
             with contextlib.suppress(Exception):
                 f.close()
@@ -338,7 +344,7 @@ class _Child:
             _remove_tree(self.host_tmp)
 
 
-def _bwrap_init(info_fd: int) -> int:
+def _bwrap_init(info_fd: int, parent: int) -> int:
     """A pidfd of bubblewrap's PID 1 from its ``--info-fd`` JSON (``{"child-pid": N}``);
     -1 if it did not say in time. That process is bubblewrap's child, alive and not yet
     reaped (it waits for our job), so the pid names it."""
@@ -357,10 +363,53 @@ def _bwrap_init(info_fd: int) -> int:
         except (ValueError, KeyError, TypeError):
             continue
         if type(pid) is int and pid > 1:
-            with contextlib.suppress(OSError):
-                return os.pidfd_open(pid)
+            return _pidfd_of_child(pid, parent)
         break
     return -1
+
+
+def _pidfd_of_child(pid: int, parent: int) -> int:
+    """A pidfd for ``pid`` only if it is ``parent``'s child: open it, check the parent of
+    what /proc shows under that pid, then check that the pidfd's process still lives (so
+    /proc showed that very process, not a later one with the same pid)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:
+        return -1
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == parent:
+            signal.pidfd_send_signal(fd, 0)
+            return fd
+    except (OSError, ValueError, IndexError):
+        pass
+    os.close(fd)
+    return -1
+
+
+_swept = False
+
+
+def _sweep_orphaned_temp_dirs() -> None:
+    """Not isolated, the runner works in a host temp dir; a verifier that was SIGKILLed
+    could not remove its own. The next one does, once: ``phi-verify-<pid>-*`` of ours
+    whose pid is gone."""
+    global _swept
+    if _swept:
+        return
+    _swept = True
+    base = tempfile.gettempdir()
+    with contextlib.suppress(OSError):
+        for name in os.listdir(base):
+            parts = name.split("-")
+            if len(parts) < 4 or parts[:2] != ["phi", "verify"] or not parts[2].isdigit():
+                continue
+            path = os.path.join(base, name)
+            with contextlib.suppress(OSError):
+                if os.lstat(path).st_uid != os.getuid() or os.path.exists(f"/proc/{parts[2]}"):
+                    continue
+                _remove_tree(path)
 
 
 def _remove_tree(path: str) -> None:

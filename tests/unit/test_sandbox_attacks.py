@@ -408,6 +408,10 @@ def test_sandbox_does_not_outlive_phi_lsp_verify(mode: str, tmp_path: Path) -> N
         while _runners_of(mine) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert _runners_of(mine) == [], "the sandbox outlived the verifier"
+        # Not isolated, its temp dir was on the host: the next verifier removes it.
+        sandbox._swept = False
+        verify_function(attack("return 'done'"), "f")
+        assert not [p for p in verify_temp_dirs() if p.startswith(f"phi-verify-{cli.pid}-")]
     finally:
         cli.kill()
 
