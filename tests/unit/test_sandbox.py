@@ -368,3 +368,21 @@ def test_sandbox_reports_what_isolation_was_applied(isolation_mode: str) -> None
     assert r.sandbox["processes"].startswith("no new processes")
     assert r.sandbox["capabilities"] == "dropped"
     assert r.sandbox["rlimits"]["address_space_mb"] == 1024
+
+
+def test_threads_asyncio_and_socketpair_still_work() -> None:
+    # seccomp refuses new processes and Unix socket() calls, not what ordinary code uses.
+    body = """
+import asyncio, threading
+box = []
+t = threading.Thread(target=box.append, args=(1,))
+t.start()
+t.join()
+asyncio.run(asyncio.sleep(0))
+import socket
+a, b = socket.socketpair()
+a.sendall(b"x")
+return ('done' if box == [1] and b.recv(1) == b"x" else 'broken')
+"""
+    r = verify_function(module(body), "f")
+    assert r.status == "passed", (r.reason, r.results)

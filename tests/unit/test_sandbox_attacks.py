@@ -592,3 +592,15 @@ def test_attacks_in_the_projects_interpreter(mode: str, version: str, tmp_path: 
         r = verify_function(attack(proc_list(os.getpid())), "f", python=str(python))
         assert r.status == "passed", r.results
     assert leftovers() == []
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="x32 numbers exist on x86_64 only")
+def test_x32_syscall_numbers_are_killed(mode: str) -> None:
+    body = """
+import ctypes
+ctypes.CDLL(None, use_errno=True).syscall(0x40000000 + 39)  # x32 getpid
+return 'done'
+"""
+    r = verify_function(attack(body), "f")
+    assert r.status == "error"
+    assert "SIGSYS" in r.reason, r.reason
