@@ -98,12 +98,6 @@ class Context:
     definitions: list[Definition] = field(default_factory=list)
     class_name: str = ""
 
-    @property
-    def body_so_far(self) -> str:
-        """Function text after the header, up to the cursor."""
-        i = self.prefix.find(self.signature)
-        return self.prefix[i + len(self.signature) :] if i >= 0 else self.prefix
-
 
 def string_value(source: str) -> str | None:
     """Value of a string literal as Python reads it; None for bytes, f-strings, garbage."""
