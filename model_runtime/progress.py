@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, TextIO
@@ -92,17 +93,27 @@ class Reporter:
 
 class TerminalProgress:
     """A ``ProgressFn`` for the CLI: a redrawn bar on a terminal, otherwise one line
-    per step (each new message, then every 10 %)."""
+    per step (each new message, then every 10 %). ``delay_s``: a step that is over
+    sooner shows nothing (loading a cached model must not chatter on every run)."""
 
-    def __init__(self, stream: TextIO | None = None, tty: bool | None = None) -> None:
+    def __init__(
+        self, stream: TextIO | None = None, tty: bool | None = None, delay_s: float = 0.0
+    ) -> None:
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty() if tty is None else tty
+        self.delay_s = delay_s
         self._line = ""  # what the bar shows now (tty)
         self._last: tuple[str, str, int] | None = None
+        self._step: tuple[str, str] | None = None
+        self._step_t0 = 0.0
         self._lock = threading.Lock()
 
     def __call__(self, p: Progress) -> None:
         with self._lock:
+            if (p.stage, p.message) != self._step:
+                self._step, self._step_t0 = (p.stage, p.message), time.monotonic()
+            if self.delay_s and time.monotonic() - self._step_t0 < self.delay_s:
+                return
             pct = p.percent
             if self.tty:
                 self._draw(p, pct)

@@ -13,13 +13,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from phi_lsp.completion import Completer, Completion
 from phi_lsp.documents import Document, index_to_utf16
 from phi_lsp.functions import TargetError, select
 from phi_lsp.settings import Settings
 from phi_lsp.settings import parse as parse_settings
+
+if TYPE_CHECKING:
+    from model_runtime.progress import ProgressFn
 
 __all__ = [
     "TargetError",
@@ -34,12 +37,13 @@ __all__ = [
 Progress = Callable[[int, int, str], None]
 
 
-def get_completer(settings: Settings) -> Completer:
+def get_completer(settings: Settings, steps: ProgressFn | None = None) -> Completer:
     """The Completer for ``settings.model``, loading the engine once per process (the
-    server's loading path: ``phi_lsp.server.models``)."""
+    server's loading path: ``phi_lsp.server.models``); ``steps`` hears a first load's
+    download / build / load progress (``model_runtime.progress``)."""
     from phi_lsp.server.models import load_completer
 
-    return load_completer(settings)
+    return load_completer(settings, steps)
 
 
 def _settings(model: str | None, settings: Settings | None, overrides: dict[str, Any]) -> Settings:

@@ -181,10 +181,17 @@ def run(args: argparse.Namespace) -> int:
             resolve(path, python=s.python_path or None)
         except ProjectError as e:
             raise UsageError(str(e)) from None
+    # A first run downloads or builds the model: say so on stderr (a step that takes
+    # under 2 s, like loading a small cached model, stays quiet).
+    from model_runtime.progress import TerminalProgress
+
+    steps = TerminalProgress(sys.stderr, delay_s=2.0)
     try:
-        completer = api.get_completer(s)
+        completer = api.get_completer(s, steps)
     except ModelLoadError as e:
+        steps.close()
         raise UsageError(f"--model {s.model}: {e}") from None
+    steps.close()
     try:
         new, records = api.fill(
             completer,

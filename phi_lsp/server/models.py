@@ -30,6 +30,7 @@ from phi_lsp.completion import Completer
 from phi_lsp.settings import Settings
 
 if TYPE_CHECKING:
+    from model_runtime.progress import ProgressFn
     from model_runtime.worker import Worker
 
 log = logging.getLogger("phi_lsp.server.models")
@@ -94,11 +95,16 @@ def resolve_device(config: EngineConfig) -> str:
     return "cpu"
 
 
-def load(config: EngineConfig, progress: Progress = _no_progress) -> Engine:
+def load(
+    config: EngineConfig,
+    progress: Progress = _no_progress,
+    steps: ProgressFn | None = None,
+) -> Engine:
     """Load the engine for ``config`` on the calling thread. Raises ModelLoadError.
 
     ``progress`` is the hook for the stages before "ready" (a download reports
-    "downloading" with a percentage through it).
+    "downloading" with a percentage through it); ``steps`` gets the runtime's own
+    events (the CLI draws them on stderr).
     """
     from model_runtime import load_engine
     from model_runtime.progress import Progress as Step
@@ -109,6 +115,8 @@ def load(config: EngineConfig, progress: Progress = _no_progress) -> Engine:
     def relay(step: Step) -> None:  # download / build tiny / load, each 0..100 %
         state: State = "downloading" if step.stage == "download" else "loading"
         progress(state, step.percent, step.describe())
+        if steps is not None:
+            steps(step)
 
     return load_engine(
         config.spec,
@@ -125,13 +133,14 @@ _lock = threading.Lock()
 _completers: dict[EngineConfig, Completer] = {}
 
 
-def load_completer(settings: Settings) -> Completer:
-    """The Completer for ``settings`` (its engine generates on the calling thread)."""
+def load_completer(settings: Settings, steps: ProgressFn | None = None) -> Completer:
+    """The Completer for ``settings`` (its engine generates on the calling thread);
+    ``steps`` hears a first load's download/build/load progress."""
     config = EngineConfig.of(settings)
     with _lock:
         c = _completers.get(config)
         if c is None:
-            c = _completers[config] = Completer(load(config), settings)
+            c = _completers[config] = Completer(load(config, steps=steps), settings)
         c.settings = settings
         return c
 

@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from hub_server import COMMIT, HubRepo, serve  # noqa: E402
 
 REPO = "phi-lsp-test/tiny"
+ADD = 'def add(a, b):\n    """Return the sum of a and b.\n\n    >>> add(2, 3)\n    5\n    """\n'
 
 
 @pytest.fixture(scope="module")
@@ -107,9 +108,7 @@ def test_model_download_gets_the_files_with_progress_and_resumes_a_dropped_conne
 
     # Offline afterwards, the downloaded model loads and completes from the cache.
     demo = tmp_path / "demo.py"
-    demo.write_text(
-        'def add(a, b):\n    """Return the sum of a and b.\n\n    >>> add(2, 3)\n    5\n    """\n'
-    )
+    demo.write_text(ADD)
     offline = _env(tmp_path, "http://127.0.0.1:9", HF_HUB_OFFLINE="1")
     r3 = _run(["complete", str(demo), "--model", REPO, "--json"], offline)
     assert r3.returncode == 0, r3.stderr[-2000:]
@@ -198,3 +197,19 @@ def test_a_failing_hub_is_a_failed_download_not_a_crash(tmp_path: Path, tiny_rep
         r = _run(["model", "download", REPO], _env(tmp_path, url), timeout=120)
     assert r.returncode == 1
     assert "download of phi-lsp-test/tiny" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_complete_on_a_first_run_shows_the_download_on_stderr(
+    tmp_path: Path, tiny_repo: HubRepo
+) -> None:
+    demo = tmp_path / "demo.py"
+    demo.write_text(ADD)
+    with serve(tiny_repo, chunk=128 * 1024, delay_s=0.1) as (url, _hub):
+        r = _run(["complete", str(demo), "--model", REPO, "--json"], _env(tmp_path, url))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads(r.stdout)["completions"]
+    pcts = _percents(r.stderr)  # a line per step: stderr is not a terminal here
+    assert pcts and pcts == sorted(pcts) and pcts[-1] == 100, r.stderr
+    # The second run finds it cached: nothing is downloaded again.
+    rerun = _run(["complete", str(demo), "--model", REPO, "--json"], _env(tmp_path, url))
+    assert rerun.returncode == 0 and not _percents(rerun.stderr), rerun.stderr
