@@ -111,9 +111,22 @@ def _all_functions(tree: ast.Module) -> list[tuple[str, FunctionNode]]:
                     found.append((prefix + node.name, node))
             elif isinstance(node, ast.ClassDef):
                 walk(node.body, f"{prefix}{node.name}.")
+            elif isinstance(node, ast.If) and not _never_at_import(node.test):
+                # `if sys.version_info >= ...: def f` is a module attribute like any other.
+                walk(node.body, prefix)
+                walk(node.orelse, prefix)
+            elif isinstance(node, ast.Try) or type(node).__name__ == "TryStar":
+                for part in (node.body, *(h.body for h in node.handlers), node.orelse):  # type: ignore[attr-defined]
+                    walk(part, prefix)
 
     walk(tree.body, "")
     return found
+
+
+def _never_at_import(test: ast.expr) -> bool:
+    """``if __name__ == "__main__"`` and ``if TYPE_CHECKING``: not run when imported."""
+    text = ast.unparse(test)
+    return ("__name__" in text and "__main__" in text) or text.endswith("TYPE_CHECKING")
 
 
 def _params(node: FunctionNode, is_method: bool) -> tuple[list[str], int]:

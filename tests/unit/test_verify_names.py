@@ -47,6 +47,28 @@ def g():
     pass
 
 
+if sys.version_info >= (3, 9):
+    def versioned():
+        pass
+else:
+    def versioned():
+        pass
+
+try:
+    from _speedups import fast
+except ImportError:
+    def fast():
+        pass
+
+if __name__ == "__main__":
+    def main():
+        pass
+
+if TYPE_CHECKING:
+    def typing_only():
+        pass
+
+
 g.__doc__ = """
 >>> g()
 """
@@ -59,7 +81,10 @@ def test_names_and_definitions_are_pytests() -> None:
     tree = ast.parse(SOURCE)
     found = _functions(tree)
     names = [q for q, _ in found]
-    assert names == ["f", "Shape.area", "Shape.make", "Shape.unit", "Shape.Meta.kind", "g"]
+    assert names == [
+        "f", "Shape.area", "Shape.make", "Shape.unit", "Shape.Meta.kind", "g", "versioned", "fast",
+    ]  # fmt: skip
+    assert dict(found)["versioned"].lineno > SOURCE.splitlines().index("else:")  # the last
     f = dict(found)["f"]
     assert ast.get_docstring(f) == "new"  # the later definition
     assert ast.get_docstring(dict(found)["Shape.area"]) == "getter"  # not the setter
