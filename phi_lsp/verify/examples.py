@@ -191,6 +191,13 @@ def _extract(docstring: str, function_name: str, ctx: _Ctx, module_names: Collec
     checks, skipped = ctx.checks, ctx.skipped
     doctest_lines: set[int] = set()
     is_method = "." in function_name
+    cut = _nth(docstring, ">>>", MAX_CANDIDATES + 1)
+    if cut >= 0:  # doctest would build every example first: read only the first ones
+        cut = docstring.rfind("\n", 0, cut) + 1
+        line = docstring.count("\n", 0, cut)
+        why = f"more than {MAX_CANDIDATES} >>> examples: from here on none are read"
+        skipped.append(Skipped(line, "", why))
+        docstring = docstring[:cut]
     try:
         parts = doctest.DocTestParser().parse(docstring, function_name)
     except ValueError as e:  # e.g. inconsistent indentation in a >>> block
@@ -251,6 +258,16 @@ def _extract(docstring: str, function_name: str, ctx: _Ctx, module_names: Collec
         checks.extend(_aliased(lines, ctx, doctest_lines, module_names))
 
 
+def _nth(text: str, sub: str, n: int) -> int:
+    """Index of the n-th (1-based) occurrence of ``sub``, or -1."""
+    k = -1
+    for _ in range(n):
+        k = text.find(sub, k + 1)
+        if k < 0:
+            return -1
+    return k
+
+
 def _informal_in_want(want_lines: list[str], ctx: _Ctx) -> int | None:
     """Index of the first want line (after the first) that is an informal example."""
     for k, text in enumerate(want_lines[1:], start=1):
@@ -306,7 +323,7 @@ def _brackets(text: str, start: int = 0) -> Iterator[tuple[int, str]]:
 
 def _blank_strings(text: str) -> str:
     """``text`` with each string literal's characters replaced (same length, same indices)."""
-    return _STRING.sub(lambda m: "_" * (m.end() - m.start()), text)
+    return _STRING.sub(lambda m: "'" * (m.end() - m.start()), text)
 
 
 def _open_brackets(text: str) -> int:
@@ -431,7 +448,12 @@ def _leading_call(text: str, name: str) -> int:
     return close + 1 if close >= 0 else -1
 
 
+_DEFINES = re.compile(r"\)[ \t]*=(?![=>])")
+
+
 def _is_definition(text: str, ctx: _Ctx, line: int) -> bool:
+    if not _DEFINES.search(text):  # cheap: most lines have no ") =" at all
+        return False
     end = _leading_call(text, ctx.name)
     if end < 0:
         return False
@@ -537,6 +559,15 @@ def _parse_call(
 _WORD_LITERALS = {"true": "True", "false": "False", "none": "None", "null": "None"}
 
 
+_IDENTIFIER = re.compile(r"(?<![\w.])[A-Za-z_]\w*(?!['\w])")  # b'' and r'' are prefixes, not names
+_CONSTANTS = frozenset({"True", "False", "None"})
+
+
+def _looks_literal(text: str) -> bool:
+    """No name outside strings but True/False/None (``1e5``, ``0x1f``, ``2j`` are numbers)."""
+    return all(m.group() in _CONSTANTS for m in _IDENTIFIER.finditer(_blank_strings(text)))
+
+
 def _parse_expected(text: str) -> tuple[str | None, str]:
     text = _strip_comment(text).strip()
     if not text:
@@ -545,6 +576,8 @@ def _parse_expected(text: str) -> tuple[str | None, str]:
     word = text.rstrip(".").strip()
     if word.lower() in _WORD_LITERALS and word not in _WORD_LITERALS.values():
         return _WORD_LITERALS[word.lower()], ""
+    if not _looks_literal(text):  # a name that is no constant: no need to parse it
+        return None, f"the expected result '{_shown(text)}' is not a Python literal"
     candidates = [text]
     # Prose punctuation after the value: "returns 'lm'." / "should return 16."
     if text[-1] in ".,;":
