@@ -466,9 +466,12 @@ class _Pool:
     def __init__(self, size: int = 1) -> None:
         self.size = size
         self._spare: dict[str, _Child] = {}
+        self._pending: dict[str, concurrent.futures.Future] = {}
         self._lock = threading.Lock()
 
     def _take(self, python: str, readable: tuple[str, ...], tmp_mb: int) -> _Child:
+        # No waiting for a spare still being started: starting another in parallel is
+        # faster back to back (the one in flight serves the next run).
         with self._lock:
             child = self._spare.pop(python, None)
         if child is not None:
@@ -484,21 +487,29 @@ class _Pool:
 
     def _refill(self, python: str, readable: tuple[str, ...], tmp_mb: int) -> None:
         def make() -> None:
-            with self._lock:
-                if python in self._spare or not self.size:
-                    return
             try:
-                child = _Child(python, readable, tmp_mb)
-            except (OSError, isolation.IsolationError):
-                return
-            with self._lock:
-                old = self._spare.get(python)
-                if old is None and self.size:
-                    self._spare[python] = child
+                with self._lock:
+                    if python in self._spare or not self.size:
+                        return
+                try:
+                    child = _Child(python, readable, tmp_mb)
+                except (OSError, isolation.IsolationError):
                     return
-            child.kill()
+                with self._lock:
+                    if python not in self._spare and self.size:
+                        self._spare[python] = child
+                        return
+                child.kill()
+            finally:
+                with self._lock:
+                    if self._pending.get(python) is fut:
+                        del self._pending[python]
 
-        _SPAWNER.submit(make)
+        with self._lock:
+            if python in self._pending:
+                return
+            fut = _SPAWNER.submit(make)
+            self._pending[python] = fut
 
     def close(self) -> None:
         with self._lock:
@@ -519,9 +530,9 @@ class _Pool:
         try:
             return _drive(child, job, timeout_s, cancel)
         finally:
-            child.kill()
-            if self.size:
+            if self.size:  # the next spare starts while this one is killed
                 self._refill(python, readable, limits.tmp_mb)
+            child.kill()
 
 
 # --- the channel -------------------------------------------------------------------------------
