@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from model_runtime.types import (
+    Backend,
     Engine,
     EngineInfo,
     Generation,
@@ -18,6 +19,7 @@ from model_runtime.types import (
 )
 
 __all__ = [
+    "Backend",
     "Engine",
     "EngineInfo",
     "Generation",

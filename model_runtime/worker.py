@@ -23,7 +23,7 @@ from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 
 from model_runtime.types import (
-    Engine,
+    Backend,
     EngineInfo,
     Generation,
     GenerationError,
@@ -57,9 +57,9 @@ def _settle(fut: Future, *, result: object = None, error: BaseException | None =
 
 
 class Worker:
-    """``Worker(load)``: ``load()`` runs on the worker thread and returns the Engine."""
+    """``Worker(load)``: ``load()`` runs on the worker thread and returns the Backend it serves."""
 
-    def __init__(self, load: Callable[[], Engine], *, name: str = "phi-lsp-model") -> None:
+    def __init__(self, load: Callable[[], Backend], *, name: str = "phi-lsp-model") -> None:
         self._load = load
         self._cond = threading.Condition()
         self._queue: deque[_Job] = deque()
@@ -67,7 +67,7 @@ class Worker:
         self._closing = False
         self._ready: Future[EngineInfo] = Future()
         self._load_error: BaseException | None = None
-        self._engine: Engine | None = None  # set once loaded, for count_tokens
+        self._engine: Backend | None = None  # set once loaded, for count_tokens
         self.stats: dict[str, int] = {
             "requests": 0,
             "completed": 0,
@@ -205,7 +205,7 @@ class Worker:
             except Exception:  # noqa: BLE001 - closing must not hide the real outcome
                 log.exception("closing the engine failed")
 
-    def _run(self, engine: Engine, job: _Job) -> None:
+    def _run(self, engine: Backend, job: _Job) -> None:
         if job.future.cancelled():
             self.stats["cancelled"] += 1
             return
@@ -236,7 +236,7 @@ class Worker:
         _settle(job.future, result=gen)
 
 
-def _as_generation_error(e: Exception, engine: Engine) -> GenerationError:
+def _as_generation_error(e: Exception, engine: Backend) -> GenerationError:
     torch = sys.modules.get("torch")  # only a loaded torch can have raised a CUDA error
     if torch is not None and isinstance(e, torch.cuda.OutOfMemoryError):
         reset = getattr(engine, "reset_cache", None)
