@@ -199,6 +199,21 @@ def _usr_links() -> list[str]:
     return args
 
 
+# Never bound whole: the sandbox has its own, and the host's hold sockets and processes.
+_OWN = ("/tmp", "/proc", "/dev", "/run", "/var/run", "/sys", "/var/tmp", "/dev/shm")
+
+
+def _bindable(paths: list[str]) -> list[str]:
+    """``paths`` less those that would cover the sandbox's own /tmp, /proc, ... (a file
+    saved straight in /tmp has /tmp as its folder: its siblings are not importable)."""
+    kept = []
+    for p in paths:
+        p = os.path.normpath(os.path.abspath(p)) if p else ""
+        if p and not any(own == p or own.startswith(p.rstrip("/") + "/") for own in _OWN):
+            kept.append(p)
+    return kept
+
+
 def _outermost(paths: list[str]) -> list[str]:
     """Existing paths, each once, none inside another."""
     real = sorted(
@@ -217,7 +232,7 @@ def bwrap_argv(
     """The command line: bubblewrap around ``runner`` with ``readable`` (import path,
     project) and the interpreter's folders bound read-only."""
     binds: list[str] = []
-    for p in _outermost(["/usr", RUNNER_DIR, *interp.roots, *readable]):
+    for p in _outermost(["/usr", RUNNER_DIR, *interp.roots, *_bindable(readable)]):
         if p != "/usr" and (p == "/" or p.startswith("/usr/")):
             continue
         binds += ["--ro-bind", p, p]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -229,6 +230,7 @@ def test_network_connection_is_refused(track_children: list) -> None:
     port = server.getsockname()[1]
     body = f"""
 import socket
+import tempfile
 s = socket.create_connection(("127.0.0.1", {port}), timeout=1)
 return 'connected'
 """
@@ -380,9 +382,29 @@ t.start()
 t.join()
 asyncio.run(asyncio.sleep(0))
 import socket
+import tempfile
 a, b = socket.socketpair()
 a.sendall(b"x")
 return ('done' if box == [1] and b.recv(1) == b"x" else 'broken')
 """
     r = verify_function(module(body), "f")
     assert r.status == "passed", (r.reason, r.results)
+
+
+def test_a_file_saved_in_tmp_does_not_expose_the_hosts_tmp(isolation_mode: str) -> None:
+    # Its folder (/tmp) is on the import path; binding it would bring the host's /tmp
+    # (sockets, other users' files) into the sandbox and cover its private one.
+    fd, path = tempfile.mkstemp(suffix=".py", dir="/tmp")
+    os.close(fd)
+    marker = Path(path).name
+    src = module("return sorted(os.listdir('/tmp'))", want="[]")
+    Path(path).write_text(src)
+    try:
+        r = verify_function(src, "f", path=path)
+        if isolation_mode == "not-isolated":
+            assert r.sandbox["isolated"] is False
+        else:
+            assert r.status == "passed", (r.reason, r.results)
+            assert marker not in r.results[0]["got"]
+    finally:
+        os.unlink(path)
