@@ -504,14 +504,21 @@ def unprivileged() -> tuple[str, str]:
 @pytest.mark.parametrize("user_mode", list(MODES))
 def test_attacks_as_an_unprivileged_user(unprivileged: tuple[str, str], user_mode: str) -> None:
     name, home = unprivileged
-    victim = subprocess.Popen(["sleep", "60"])
+    victim = subprocess.Popen(["sleep", "60"], user=name)  # one the user could signal
     target = Path(home) / "pwned"
+    folder = Path(tempfile.mkdtemp(prefix="phi-attack-", dir="/tmp"))
+    folder.chmod(0o777)
+    sock = str(folder / "nvim.sock")
+    server = _listener(sock)
+    os.chmod(sock, 0o777)  # the user may connect on the host: the sandbox must stop it
     attacks = {
         "forge": attack(FORGE),
         "kill": attack(kill_named(victim.pid)),
         "flood": attack(FLOOD),
         "write_exec": attack(write_exec(str(target))),
         "deep_dirs": attack(DEEP_DIRS),
+        "unix": attack(connect_unix(sock), want="'connected'"),
+        "proc": attack(proc_list(victim.pid)),
     }
     if platform.machine() == "x86_64":
         attacks["int80"] = attack(INT80_FORK)
@@ -543,10 +550,17 @@ def test_attacks_as_an_unprivileged_user(unprivileged: tuple[str, str], user_mod
         assert r.returncode == 0, r.stderr[-2000:]
         out = json.loads(r.stdout)
         assert victim.poll() is None, "the host killed a process the sandbox named"
+        with pytest.raises(TimeoutError):
+            server.accept()  # the "editor" never got a connection
     finally:
         victim.kill()
         victim.wait()
+        server.close()
+        shutil.rmtree(folder, ignore_errors=True)
     assert out["forge"]["status"] in ("error", "failed")
+    assert out["unix"]["status"] == "failed" and "Error" in out["unix"]["got"][0]
+    if user_mode != "not-isolated":
+        assert out["proc"]["status"] == "passed", out["proc"]
     assert out["kill"]["status"] == "error"
     assert out["flood"]["status"] == "error" and "protocol" in out["flood"]["reason"]
     got = out["write_exec"]["got"][0]
