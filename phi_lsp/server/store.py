@@ -71,7 +71,7 @@ class Shown:
     line: int
     character: int
     completion: Completion
-    version: int | None
+    version: int
 
 
 @dataclasses.dataclass(eq=False)
@@ -82,17 +82,21 @@ class Entry:
     limit, ``text`` holds it)."""
 
     uri: str
-    version: int | None
+    version: int
     pending: list[Edit]
     warned: bool = False  # told the user it is over the size limit
-    queue: collections.deque[tuple[list[Edit], int | None]] = dataclasses.field(
+    queue: collections.deque[tuple[list[Edit], int]] = dataclasses.field(
         default_factory=collections.deque
     )
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
     doc: Document | None = None
     text: str = ""
-    applied: int | None = None  # the version the parse side has reached
+    applied: int = 0  # the version the parse side has reached
     tail: asyncio.Future[None] | None = None  # the loop's last drain job for it
+
+
+# What a parse job gives back: (a snapshot or None, the version reached, size in characters)
+Drained = tuple[Document | None, int, int]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,7 +104,7 @@ class Snapshot:
     """A request's view of a document: a copy it may read while edits go on."""
 
     entry: Entry
-    version: int | None
+    version: int
     doc: Document | None  # None: the document is over the size limit
     size: int
 
@@ -110,7 +114,7 @@ class DocumentStore:
         self._entries: dict[str, Entry] = {}
         self._shown: dict[str, Shown] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
-        self._tasks: set[asyncio.Task[tuple[Document | None, int | None, int]]] = set()
+        self._tasks: set[asyncio.Task[Drained]] = set()
         self._parser = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="phi-parse")
 
     def get(self, uri: str) -> Entry | None:
@@ -124,13 +128,13 @@ class DocumentStore:
 
     # --- edits (event loop) ---------------------------------------------------------
 
-    def open(self, uri: str, text: str, version: int | None) -> Entry:
+    def open(self, uri: str, text: str, version: int) -> Entry:
         self.close(uri)
         entry = self._entries[uri] = Entry(uri, version, [Edit(None, None, text)])
         self._apply_soon(entry)  # parse now, on the parse thread
         return entry
 
-    def add_edits(self, uri: str, version: int | None, edits: list[Edit]) -> bool:
+    def add_edits(self, uri: str, version: int, edits: list[Edit]) -> bool:
         """Queue ``edits`` (False: the document is not open)."""
         entry = self._entries.get(uri)
         if entry is None:
@@ -175,9 +179,7 @@ class DocumentStore:
         doc, version, size = await self._drain(entry, snapshot=True)
         return Snapshot(entry, version, doc, size)
 
-    async def _drain(
-        self, entry: Entry, *, snapshot: bool
-    ) -> tuple[Document | None, int | None, int]:
+    async def _drain(self, entry: Entry, *, snapshot: bool) -> Drained:
         """``_drain`` on a parse thread, after the entry's previous one: a document
         waiting for its own earlier parse must not hold a thread other files need."""
         loop = asyncio.get_running_loop()
@@ -218,7 +220,7 @@ class DocumentStore:
         self._tasks.add(task)
         task.add_done_callback(self._drained)
 
-    def _drained(self, task: asyncio.Task[tuple[Document | None, int | None, int]]) -> None:
+    def _drained(self, task: asyncio.Task[Drained]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("applying edits failed", exc_info=task.exception())
@@ -245,7 +247,7 @@ class DocumentStore:
 
     # --- the typed-ahead answer -------------------------------------------------------
 
-    def _rebase_shown(self, uri: str, pending: list[Edit], version: int | None) -> None:
+    def _rebase_shown(self, uri: str, pending: list[Edit], version: int) -> None:
         """Typed-ahead text becomes part of the document: move the anchor past it."""
         shown = self._shown.pop(uri, None)
         typed = _typed_into(shown, pending)
@@ -291,7 +293,7 @@ class DocumentStore:
 # --- the parse thread -------------------------------------------------------------------
 
 
-def _drain(entry: Entry, *, snapshot: bool = True) -> tuple[Document | None, int | None, int]:
+def _drain(entry: Entry, *, snapshot: bool = True) -> Drained:
     """Apply every batch queued for the entry, in order (parse threads only); then
     (a snapshot or None, the version reached, the size in characters)."""
     with entry.lock:
@@ -347,7 +349,7 @@ def _offset(text: str, line: int, character: int) -> int:
     return start + utf16_to_index(text[start:end], character)
 
 
-def _log_failure(fut: concurrent.futures.Future[tuple[Document | None, int | None, int]]) -> None:
+def _log_failure(fut: concurrent.futures.Future[Drained]) -> None:
     if not fut.cancelled() and fut.exception() is not None:
         log.error("applying edits failed", exc_info=fut.exception())
 
