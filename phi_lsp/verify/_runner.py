@@ -46,7 +46,8 @@ _JOB_CAP = 64 << 20  # bytes of job read from the host
 
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x20000, 0x4000000, 0x8000000
 CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 1, 2, 4, 8, 16384, 1 << 18
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_REC = 1, 2, 4, 8, 4096, 16384
+MS_PRIVATE = 1 << 18
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 4, 24, 38
 
 
@@ -108,9 +109,10 @@ def _pdeathsig(expected_parent: int) -> None:
         os._exit(0)
 
 
-def _unshare_namespaces(tmp_size: int) -> bool:
+def _unshare_namespaces(tmp_size: int, keep: tuple = ()) -> bool:
     """The ``ns`` mode: own namespaces, read-only mounts, private tmpfs /tmp, /run,
-    /dev/shm. False if the kernel refuses (the host then reports it)."""
+    /dev/shm; the folders in ``keep`` that those tmpfs would hide (a project under /tmp)
+    bound back, read-only. False if the kernel refuses (the host then reports it)."""
     import ctypes
 
     libc = _libc()
@@ -150,12 +152,23 @@ def _unshare_namespaces(tmp_size: int) -> bool:
         != 0
     ):
         return False
+    hidden = ("/tmp/", "/run/", "/var/run/", "/dev/shm/", "/var/tmp/")
+    kept = []
+    for path in keep:
+        if path.startswith(hidden) and os.path.isdir(path):
+            with contextlib.suppress(OSError):  # held open across the tmpfs mounts
+                kept.append((path, os.open(path, os.O_PATH | os.O_CLOEXEC)))
     opts = f"size={tmp_size},mode=1777".encode()
     if libc.mount(b"tmpfs", b"/tmp", b"tmpfs", MS_NOSUID | MS_NODEV, opts) != 0:
         return False
     for hide in (b"/run", b"/var/run", b"/dev/shm", b"/var/tmp"):
         if os.path.isdir(hide) and not os.path.islink(hide):
             libc.mount(b"tmpfs", hide, b"tmpfs", MS_NOSUID | MS_NODEV, b"size=65536,mode=755")
+    for path, fd in kept:  # a bind of the read-only original: read-only too
+        with contextlib.suppress(OSError):
+            os.makedirs(path, exist_ok=True)
+            libc.mount(f"/proc/self/fd/{fd}".encode(), path.encode(), None, MS_BIND | MS_REC, None)
+        os.close(fd)
     return True
 
 
@@ -366,7 +379,7 @@ def main(argv: list) -> None:
     if mode != "bwrap":
         _pdeathsig(host)
     ready = {"ready": True}
-    if mode == "ns" and not _unshare_namespaces(tmp_size):
+    if mode == "ns" and not _unshare_namespaces(tmp_size, tuple(argv[5:])):
         ready["ns"] = False
     try:
         program = seccomp.build(platform.machine(), allow_inet=mode != "none")

@@ -20,9 +20,11 @@ runs once per process.
 
 from __future__ import annotations
 
+import ast
 import functools
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -150,6 +152,47 @@ def interpreter(python: str) -> Interpreter:
         hop = os.path.join(os.path.dirname(hop), os.readlink(hop))
     paths = tuple(p for p in info[6] if isinstance(p, str) and os.path.isabs(p))
     return Interpreter(python, tuple(roots), (int(info[5][0]), int(info[5][1])), paths)
+
+
+# setuptools' editable installs: a finder module in site-packages maps package names to
+# source folders that are not on sys.path (``MAPPING = {...}``, ``NAMESPACES = {...}``).
+_EDITABLE = re.compile(r"^(?:MAPPING|NAMESPACES)\s*(?::[^=\n]*)?=\s*(\{.*\})\s*$", re.M)
+
+
+def editable_roots(paths: list[str]) -> list[str]:
+    """Source folders of editable installs in the ``site-packages`` among ``paths``: the
+    sandbox must see them for those packages to import."""
+    found: list[str] = []
+    for d in paths:
+        if os.path.basename(d) in ("site-packages", "dist-packages"):
+            try:
+                found += _editable_in(d, os.stat(d).st_mtime_ns)
+            except OSError:
+                continue
+    return found
+
+
+@functools.lru_cache(maxsize=64)
+def _editable_in(site_dir: str, _mtime: int) -> list[str]:
+    roots: list[str] = []
+    for name in os.listdir(site_dir):
+        if not (name.startswith("__editable__") and name.endswith("_finder.py")):
+            continue
+        try:
+            with open(os.path.join(site_dir, name), encoding="utf-8") as f:
+                text = f.read(1 << 20)
+        except (OSError, UnicodeDecodeError):
+            continue
+        for m in _EDITABLE.finditer(text):
+            try:
+                value = ast.literal_eval(m.group(1))
+            except (ValueError, SyntaxError, MemoryError, RecursionError):
+                continue
+            for v in value.values() if isinstance(value, dict) else ():
+                for p in v if isinstance(v, list) else [v]:
+                    if isinstance(p, str) and os.path.isabs(p):
+                        roots.append(p)
+    return roots
 
 
 def _base_args(tmp_size: int) -> list[str]:

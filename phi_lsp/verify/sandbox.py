@@ -149,6 +149,7 @@ def run_checks(
     if path:
         readable.append(os.path.dirname(os.path.abspath(path)))
     readable += [p for p in sys_path if os.path.isabs(p)]
+    readable += isolation.editable_roots(sys_path)
     job = {
         "nonce": secrets.token_hex(16),
         "sys_path": sys_path,
@@ -285,6 +286,8 @@ class _Child:
                 tmp = "/tmp"
                 env.update(HOME="/tmp")
             argv = [*runner, self.mode, tmp, str(os.getpid()), str(size)]
+            if self.mode == "ns":  # folders its private /tmp, /run would hide
+                argv += [os.path.abspath(p) for p in readable if os.path.isabs(p)]
             cwd = self.host_tmp or "/"
         try:
             self.proc = subprocess.Popen(

@@ -3,8 +3,11 @@ with the host unharmed; plus the ordinary pass/fail/timeout/cancel behaviour."""
 
 from __future__ import annotations
 
+import ast
 import os
+import re
 import socket
+import sys
 import tempfile
 import threading
 import time
@@ -12,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from phi_lsp.verify import isolation, sandbox, verify_function
+from phi_lsp.verify import examples, isolation, sandbox, verify_function
 
 MODES = {
     "bwrap": {},
@@ -408,3 +411,52 @@ def test_a_file_saved_in_tmp_does_not_expose_the_hosts_tmp(isolation_mode: str) 
             assert marker not in r.results[0]["got"]
     finally:
         os.unlink(path)
+
+
+def test_editable_installs_of_the_interpreter_import_inside(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # setuptools' editable finder maps a package to a source folder off sys.path; the
+    # sandbox sees that folder (read-only) so the package imports as it does outside.
+    finders = sorted(Path(sys.prefix).glob("lib/python3*/site-packages/__editable___*finder.py"))
+    if not finders:
+        pytest.skip("no setuptools editable finder in this environment to copy")
+    src = tmp_path / "src" / "demo_editable_pkg"
+    src.mkdir(parents=True)
+    (src / "__init__.py").write_text("ANSWER = 42\n")
+    site = tmp_path / "venv" / "site-packages"
+    site.mkdir(parents=True)
+    text = finders[0].read_text()
+    text = re.sub(r"(?m)^MAPPING\b.*$", f"MAPPING = {{'demo_editable_pkg': {str(src)!r}}}", text)
+    text = re.sub(r"(?m)^NAMESPACES\b.*$", "NAMESPACES = {}", text)
+    (site / "__editable___demo_finder.py").write_text(text)
+    (site / "__editable__.demo.pth").write_text(
+        "import __editable___demo_finder; __editable___demo_finder.install()\n"
+    )
+    monkeypatch.setattr(sys, "path", [*sys.path, str(site)])
+    code = module("import demo_editable_pkg\nreturn demo_editable_pkg.ANSWER", want="42")
+    r = sandbox.run_checks(
+        code,
+        "f",
+        examples.extract(ast.get_docstring(ast.parse(code).body[1], clean=False), "f").checks,
+    )
+    assert r.status == "passed", (r.reason, r.results)
+
+
+def test_the_projects_own_folder_is_visible_but_read_only(tmp_path: Path) -> None:
+    (tmp_path / "helper_mod_xyz.py").write_text("VALUE = 7\n")
+    path = tmp_path / "main_mod_xyz.py"
+    body = """
+import helper_mod_xyz
+try:
+    open(os.path.join(os.path.dirname(__file__), "pwned"), "w").write("x")
+    wrote = "wrote"
+except OSError:
+    wrote = "refused"
+return (helper_mod_xyz.VALUE, wrote)
+"""
+    src = module(body, want="(7, 'refused')")
+    path.write_text(src)
+    r = verify_function(src, "f", path=str(path))
+    assert r.status == "passed", (r.reason, r.results)
+    assert not (tmp_path / "pwned").exists()
