@@ -11,6 +11,8 @@ import asyncio
 import contextlib
 import logging
 import logging.handlers
+import os
+import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -141,3 +143,82 @@ def set_level(level: str, handler: LspLogHandler | None) -> None:
     for h in logging.getLogger().handlers:
         if h.get_name() == "phi-lsp-file":
             h.setLevel(value)
+
+
+# --- stderr: what libraries print goes to the log, at its level ----------------------------
+
+_GLOG = re.compile(r"^([IWEF])\d{4} \d\d:\d\d:\d\d")  # torch / absl: "W1202 04:07:34.9 ..."
+_NAMED = re.compile(r"^\[?(DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL|FATAL)\]?[\s:]")
+_WARNING = re.compile(r"\b\w*Warning\b[:\s]|^warning\b", re.IGNORECASE)
+_ERROR = re.compile(
+    r"^(Traceback \(most recent call last\)|Fatal Python error|\w+(Error|Exception)\b)"
+)
+_GLOG_LEVELS = {"I": logging.INFO, "W": logging.WARNING, "E": logging.ERROR, "F": logging.CRITICAL}
+
+
+def stderr_level(line: str, in_traceback: bool = False) -> int:
+    """The level a line that a library printed to stderr deserves: its own marker
+    (glog's W/E prefix, ``WARNING:``, ``FutureWarning:``), a traceback is an error,
+    a progress bar is info, anything else a warning (something was said unasked)."""
+    if in_traceback or _ERROR.match(line):
+        return logging.ERROR
+    if m := _GLOG.match(line):
+        return _GLOG_LEVELS[m.group(1)]
+    if m := _NAMED.match(line):
+        name = m.group(1).upper()
+        return {"WARN": logging.WARNING, "FATAL": logging.CRITICAL}.get(
+            name, getattr(logging, name, logging.WARNING)
+        )
+    if _WARNING.search(line):
+        return logging.WARNING
+    if "%|" in line or re.search(r"\d+/\d+ \[", line):  # a tqdm bar
+        return logging.INFO
+    return logging.WARNING
+
+
+def capture_stderr() -> None:
+    """Point fd 2 at a pipe whose lines become log records (``phi_lsp.stderr``): the
+    file and ``window/logMessage`` at their level, instead of the editor's stderr
+    channel, which shows every line as an error (torch's and torchao's import notes,
+    progress bars, warnings). Error lines (a traceback) still reach the real stderr
+    too, so a crash is seen even when logging is broken."""
+    real = os.dup(2)
+    r, w = os.pipe()
+    os.dup2(w, 2)
+    os.close(w)
+    out = logging.getLogger("phi_lsp.stderr")
+
+    def pump() -> None:
+        buf = b""
+        in_traceback = False
+        while True:
+            try:
+                chunk = os.read(r, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            buf += chunk
+            *lines, buf = buf.split(b"\n")
+            for raw in lines:
+                # A bar redrawn with \r: its last state is the line.
+                line = raw.decode("utf-8", "replace").split("\r")[-1].rstrip()
+                if not line.strip():
+                    continue
+                if line.startswith("Traceback"):
+                    in_traceback = True
+                elif in_traceback and not line.startswith((" ", "\t")):
+                    in_traceback = False
+                    level = logging.ERROR  # the exception line that ends it
+                    _emit(out, level, line, real)
+                    continue
+                _emit(out, stderr_level(line, in_traceback), line, real)
+
+    threading.Thread(target=pump, name="stderr-to-log", daemon=True).start()
+
+
+def _emit(out: logging.Logger, level: int, line: str, real: int) -> None:
+    out.log(level, "%s", line)
+    if level >= logging.ERROR:
+        with contextlib.suppress(OSError):
+            os.write(real, (line + "\n").encode("utf-8", "replace"))

@@ -36,6 +36,9 @@ def serve(args: argparse.Namespace) -> int:
     server.log_handler = handler
     server.log_file = str(log_file) if log_file else None  # "Show log" opens it
     lsp_logging.install_lsp_handler(handler)
+    # What libraries print (torch's notes, bars, warnings) goes to the log at its level:
+    # an editor shows every stderr line as an error.
+    lsp_logging.capture_stderr()
     log.info("phi-lsp %s starting (pid %d, log file %s)", __version__, os.getpid(), log_file)
     try:
         if getattr(args, "tcp", False):
