@@ -7,6 +7,8 @@ pin the small decisions that are hard to reach exactly from outside.
 from __future__ import annotations
 
 import asyncio
+import threading
+from pathlib import Path
 
 import pytest
 from lsprotocol import types
@@ -15,8 +17,17 @@ from pygls.exceptions import JsonRpcInvalidParams
 from phi_lsp.completion import Completion
 from phi_lsp.documents import Document
 from phi_lsp.server.app import PhiLanguageServer
+from phi_lsp.server.models import (
+    EngineConfig,
+    ModelManager,
+    ModelStatus,
+    load_completer,
+    needs_reload,
+    resolve_device,
+)
 from phi_lsp.server.store import Shown, valid_text
 from phi_lsp.server.verify_command import function_at, parse_args, reply_of, summary
+from phi_lsp.settings import Settings
 from phi_lsp.verify import VerifyResult
 
 URI = "file:///t.py"
@@ -159,3 +170,70 @@ def test_verify_summary_names_the_first_failure() -> None:
     )
     text = summary("f", reply)
     assert text == "f: 1 of 2 examples passed; first failure: f(2) expected 4 got 5"
+
+
+# --- the model: one loading path, reload only where loading depends on the change ----------
+
+
+def test_only_settings_that_loading_depends_on_reload() -> None:
+    base = Settings(model="replay:/tmp/x.txt")
+    assert not needs_reload(base, base.replace(max_new_tokens=9, verify="prefer"))
+    # A remote model's name matters only to an openai: model.
+    assert not needs_reload(base, base.replace(remote_model="gpt"))
+    remote = Settings(model="openai:http://h/v1")
+    assert needs_reload(remote, remote.replace(remote_model="gpt"))
+    for change in ({"model": "tiny"}, {"device": "cpu"}, {"dtype": "float16"}, {"enable": False}):
+        assert needs_reload(base, base.replace(**change)), change
+
+
+def test_asking_for_cuda_without_one_loads_on_the_cpu(caplog: pytest.LogCaptureFixture) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    config = EngineConfig.of(Settings(model="tiny", device="cuda"))
+    assert resolve_device(config) == "cpu"
+    assert "no CUDA GPU" in caplog.text
+    # Not a local model: the device is the remote's business.
+    assert resolve_device(EngineConfig.of(Settings(model="replay:/x", device="cuda"))) == "cuda"
+
+
+def test_model_manager_reports_its_states_in_order(tmp_path: Path) -> None:
+    body = tmp_path / "body.txt"
+    body.write_text("return a + b\n")
+    seen: list[ModelStatus] = []
+    ready = threading.Event()
+
+    def listen(status: ModelStatus) -> None:
+        seen.append(status)
+        if status.state in ("ready", "error"):
+            ready.set()
+
+    manager = ModelManager(listen)
+    settings = Settings(model=f"replay:{body}")
+    try:
+        manager.start(settings)
+        assert ready.wait(30)
+        assert [s.state for s in seen] == ["loading", "ready"]
+        assert manager.completer is not None and manager.status.device == "cpu"
+        first = manager.completer
+        # A setting the engine does not depend on: same model, a fresh Completer.
+        assert manager.apply(settings, settings.replace(max_new_tokens=7)) is False
+        assert manager.completer is not first and manager.completer.settings.max_new_tokens == 7
+        # One it does: a reload, reported again.
+        ready.clear()
+        assert manager.apply(settings, settings.replace(model="replay:/nowhere.txt")) is True
+        assert manager.completer is None
+        assert ready.wait(30)
+        assert seen[-1].state == "error" and "nowhere" in seen[-1].message
+    finally:
+        manager.close()
+
+
+def test_the_api_loads_through_the_same_path(tmp_path: Path) -> None:
+    body = tmp_path / "body.txt"
+    body.write_text("return a + b\n")
+    settings = Settings(model=f"replay:{body}")
+    first = load_completer(settings)
+    again = load_completer(settings.replace(max_new_tokens=5))
+    assert again is first and again.settings.max_new_tokens == 5  # one engine per config
