@@ -564,8 +564,12 @@ _CONSTANTS = frozenset({"True", "False", "None"})
 
 
 def _looks_literal(text: str) -> bool:
-    """No name outside strings but True/False/None (``1e5``, ``0x1f``, ``2j`` are numbers)."""
-    return all(m.group() in _CONSTANTS for m in _IDENTIFIER.finditer(_blank_strings(text)))
+    """No name outside strings but True/False/None (``1e5``, ``0x1f``, ``2j`` are numbers)
+    and no comparison: worth parsing as a literal (or as worked arithmetic ``7 - 2 = 5``)."""
+    code = _blank_strings(text)
+    if "==" in code or "<" in code or ">" in code or "!" in code:
+        return False
+    return all(m.group() in _CONSTANTS for m in _IDENTIFIER.finditer(code))
 
 
 def _parse_expected(text: str) -> tuple[str | None, str]:
