@@ -12,6 +12,7 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import logging
+import socket
 import sys
 import threading
 from collections.abc import Coroutine, Mapping
@@ -132,6 +133,15 @@ class PhiLanguageServer(LanguageServer):
             pass
         finally:
             self.shutdown()
+
+    def start_tcp(self, host: str, port: int) -> None:
+        """One editor over TCP, read like stdio (framing.py); the server ends with it."""
+        with socket.create_server((host, port)) as listener:
+            log.info("listening on %s:%d", host, port)
+            conn, peer = listener.accept()
+        log.info("editor connected from %s", peer)
+        with conn, conn.makefile("rb") as reader, conn.makefile("wb") as writer:
+            self.start_io(reader, writer)
 
     def report_server_error(self, error: Exception, source: object) -> None:
         # Malformed messages and failing notifications are logged, not popped up:

@@ -8,11 +8,21 @@ The framing tests write raw bytes to the real server's stdin.
 from __future__ import annotations
 
 import asyncio
+import socket
+import subprocess
 import time
 from pathlib import Path
 
 from lsprotocol import types
-from test_server_e2e import ADD_BODY, ADD_CURSOR, ADD_SOURCE, doc_uri, replay_model, server
+from test_server_e2e import (
+    ADD_BODY,
+    ADD_CURSOR,
+    ADD_SOURCE,
+    SERVER,
+    doc_uri,
+    replay_model,
+    server,
+)
 from test_server_robustness import RawServer
 
 PING = {"jsonrpc": "2.0", "id": "ping", "method": "$/phiLsp/ping", "params": {}}
@@ -134,3 +144,32 @@ async def test_parsing_a_big_file_does_not_hold_up_another_files_request(tmp_pat
         assert items and items[0].insert_text.strip() == "return a + b"
         # Measured here: the big file takes seconds; the small one answered meanwhile.
         assert small_s < max(1.0, big_s / 3), (small_s, big_s)
+
+
+def test_over_tcp_a_huge_content_length_ends_the_server_too(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [*SERVER[:-1], "--tcp", "--host", "127.0.0.1", "--port", str(port)]
+        + ["--log-file", str(tmp_path / "server.log")],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                sock = socket.create_connection(("127.0.0.1", port), timeout=1)
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.1)
+        with sock:
+            sock.sendall(b"Content-Length: 1000000000\r\n\r\n{}")
+            assert proc.wait(timeout=15) == 1
+        assert "byte limit" in (tmp_path / "server.log").read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
