@@ -36,6 +36,7 @@ class Settings:
     log_level: str = "info"
     remote_model: str = ""
     api_key_env: str = ""
+    ca_bundle: str = ""  # openai:URL behind a TLS proxy: its CA certificate file
     enable: bool = True
     # The project's interpreter for verification ("": detect, see verify/project.py).
     python_path: str = ""

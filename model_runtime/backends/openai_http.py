@@ -13,9 +13,11 @@ import json
 import logging
 import os
 import random
+import ssl
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -104,6 +106,37 @@ def redact_url(url: str) -> str:
     return urllib.parse.urlunsplit((parts.scheme, host, parts.path, parts.query, ""))
 
 
+def tls_verify(verify_tls: bool = True, ca_bundle: str = "") -> bool | ssl.SSLContext:
+    """What httpx verifies the server's certificate with. ``ca_bundle`` (the caBundle
+    setting: a PEM file or a directory of them, e.g. a corporate TLS proxy's CA) is
+    trusted on top of the usual CAs (``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` when set,
+    else certifi's); without it, httpx's default honours those variables itself."""
+    if not verify_tls:
+        return False
+    if not ca_bundle.strip():
+        return True
+    path = Path(ca_bundle.strip()).expanduser()
+    if not path.exists():
+        raise ModelLoadError(f"caBundle {ca_bundle}: no such file or directory")
+    import certifi
+
+    env_file, env_dir = os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")
+    try:
+        if env_file or env_dir:
+            ctx = ssl.create_default_context(cafile=env_file or None, capath=env_dir or None)
+        else:
+            ctx = ssl.create_default_context(cafile=certifi.where())
+        if path.is_dir():
+            ctx.load_verify_locations(capath=str(path))
+        else:
+            ctx.load_verify_locations(cafile=str(path))
+    except (ssl.SSLError, OSError, ValueError) as e:
+        raise ModelLoadError(
+            f"caBundle {ca_bundle}: not a readable PEM certificate bundle ({e})"
+        ) from None
+    return ctx
+
+
 class ServerClient:
     """An ``httpx.Client`` for one server URL, with the API key read from the
     environment variable named by ``api_key_env`` (sent only as a Bearer token)."""
@@ -116,12 +149,14 @@ class ServerClient:
         timeout_s: float = 30.0,
         connect_timeout_s: float = 5.0,
         verify_tls: bool = True,
+        ca_bundle: str = "",
         max_retries: int = 3,
         backoff_s: float = 0.25,
         max_backoff_s: float = 4.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.url = normalize_url(url)
+        verify = tls_verify(verify_tls, ca_bundle)
         self.shown = redact_url(self.url)
         self.key_env = api_key_env.strip()
         self._key = ""
@@ -143,7 +178,7 @@ class ServerClient:
         self._http = httpx.Client(
             headers=headers,
             timeout=httpx.Timeout(self.timeout_s, connect=float(connect_timeout_s)),
-            verify=verify_tls,
+            verify=verify,
             transport=transport,
             follow_redirects=False,
         )
@@ -201,6 +236,14 @@ class ServerClient:
                     "check the URL and that the server is up"
                 ) from None
             except httpx.ConnectError as e:
+                if "CERTIFICATE_VERIFY_FAILED" in str(e):
+                    raise GenerationError(
+                        self.scrub(
+                            f"the TLS certificate of the model server at {self.shown} is not "
+                            f"trusted ({_reason(e)}); behind a TLS proxy, set caBundle (or "
+                            "SSL_CERT_FILE) to its CA certificate file"
+                        )
+                    ) from None
                 raise GenerationError(
                     self.scrub(
                         f"cannot connect to the model server at {self.shown} ({_reason(e)}); "

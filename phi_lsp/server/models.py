@@ -56,6 +56,8 @@ class EngineConfig:
                 options["remote_model"] = s.remote_model
             if s.api_key_env:
                 options["api_key_env"] = s.api_key_env
+            if s.ca_bundle:
+                options["ca_bundle"] = s.ca_bundle
         delay = os.environ.get("PHI_LSP_REPLAY_DELAY_S")
         if s.model.startswith("replay:") and delay:
             # Test knob: a slow deterministic model, to observe cancellation end to end.
