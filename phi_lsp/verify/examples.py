@@ -191,13 +191,13 @@ def _extract(docstring: str, function_name: str, ctx: _Ctx, module_names: Collec
     checks, skipped = ctx.checks, ctx.skipped
     doctest_lines: set[int] = set()
     is_method = "." in function_name
-    cut = _nth(docstring, ">>>", MAX_CANDIDATES + 1)
-    if cut >= 0:  # doctest would build every example first: read only the first ones
-        cut = docstring.rfind("\n", 0, cut) + 1
-        line = docstring.count("\n", 0, cut)
+    stop = _nth(docstring, ">>>", MAX_CANDIDATES + 1)
+    if stop >= 0:  # doctest would build every example first: read only the first ones
+        stop = docstring.rfind("\n", 0, stop) + 1
+        line = docstring.count("\n", 0, stop)
         why = f"more than {MAX_CANDIDATES} >>> examples: from here on none are read"
         skipped.append(Skipped(line, "", why))
-        docstring = docstring[:cut]
+        docstring = docstring[:stop]
     try:
         parts = doctest.DocTestParser().parse(docstring, function_name)
     except ValueError as e:  # e.g. inconsistent indentation in a >>> block
@@ -213,7 +213,8 @@ def _extract(docstring: str, function_name: str, ctx: _Ctx, module_names: Collec
         ctx.tick()
         ctx.spend(part.lineno)
         want_lines = part.want.splitlines(keepends=True)
-        cut = None if is_method else _informal_in_want(want_lines, ctx)
+        want_line = part.lineno + part.source.count("\n")
+        cut = None if is_method else _informal_in_want(want_lines, want_line, ctx)
         if cut is not None and part.exc_msg is None:
             # ">>> f(1)\n2\nf(2) == 4" with no blank line between: doctest would read
             # "f(2) == 4" as more expected output; the author meant another example.
@@ -268,12 +269,12 @@ def _nth(text: str, sub: str, n: int) -> int:
     return k
 
 
-def _informal_in_want(want_lines: list[str], ctx: _Ctx) -> int | None:
+def _informal_in_want(want_lines: list[str], first_line: int, ctx: _Ctx) -> int | None:
     """Index of the first want line (after the first) that is an informal example."""
     for k, text in enumerate(want_lines[1:], start=1):
         cleaned = _clean(text)
         if len(cleaned) <= MAX_EXAMPLE_CHARS and _calls(cleaned, ctx.name):
-            ctx.spend(k)
+            ctx.spend(first_line + k)
             check, _ = _parse_example(cleaned, ctx)
             if check is not None:
                 return k
@@ -305,10 +306,10 @@ def _calls(text: str, name: str) -> bool:
 # --- scanning ---------------------------------------------------------------------------------
 
 
-# A string literal (to its closing quote, or to the end when unterminated: a rough
-# one-line reading, no prefixes or triple quotes), or one character that matters outside
-# strings. The branches start with different characters, so the regex never backtracks;
-# scanning goes token by token at C speed, not character by character in Python.
+# A string literal: to its closing quote, or to the end when unterminated (a rough
+# one-line reading, no prefixes or triple quotes); with _BRACKET_TOKEN, or a bracket. The
+# branches start with different characters, so the regexes never backtrack; scanning goes
+# token by token at C speed, not character by character in Python.
 _STRING = re.compile(r"""'(?:[^'\\]|\\.)*'?|"(?:[^"\\]|\\.)*"?""", re.S)
 _BRACKET_TOKEN = re.compile(r"""'(?:[^'\\]|\\.)*'?|"(?:[^"\\]|\\.)*"?|[()\[\]{}]""", re.S)
 
