@@ -83,6 +83,20 @@ def first_stop(text: str, stops: tuple[str, ...], start: int = 0) -> int | None:
     return min(hits) if hits else None
 
 
+def stop_at(
+    text: str, request: GenerationRequest, start: int = 0
+) -> tuple[str, FinishReason] | None:
+    """Where the request's stop rules end ``text`` (the output so far): cut before the
+    first stop string (searched from ``start``) → "stop"; ``stop_fn`` says so → the
+    text whole, "stop_fn"; else None (go on). Every backend applies them this way."""
+    cut = first_stop(text, request.stop, start)
+    if cut is not None:
+        return text[:cut], "stop"
+    if request.stop_fn is not None and request.stop_fn(text):
+        return text, "stop_fn"
+    return None
+
+
 class Backend(Protocol):
     """What generates text: the local engine, ``replay:``, ``openai:`` and the Worker
     (which runs one of those on its own thread) all offer this.

@@ -46,7 +46,7 @@ from model_runtime.types import (
     GenerationError,
     GenerationRequest,
     ModelLoadError,
-    first_stop,
+    stop_at,
 )
 
 log = logging.getLogger(__name__)
@@ -332,11 +332,9 @@ class OpenAIEngine:
     def _check_stops(self, c: _Choice, request: GenerationRequest, need_prefix: str) -> None:
         if need_prefix and len(c.text) < len(need_prefix):
             return  # still inside the forced prefix
-        hit = first_stop(c.text, request.stop)
-        if hit is not None:
-            c.text, c.finish = c.text[:hit], "stop"
-        elif request.stop_fn is not None and request.stop_fn(c.text):
-            c.finish = "stop_fn"
+        end = stop_at(c.text, request)
+        if end is not None:
+            c.text, c.finish = end
 
     def _result(self, c: _Choice, request: GenerationRequest, t0: float) -> Generation:
         total = (time.perf_counter() - t0) * 1000

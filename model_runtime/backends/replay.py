@@ -18,7 +18,7 @@ from model_runtime.types import (
     Generation,
     GenerationRequest,
     ModelLoadError,
-    first_stop,
+    stop_at,
 )
 
 # Roughly what a code BPE makes: a run of spaces, a word with its leading space,
@@ -70,12 +70,9 @@ class ReplayEngine:
                 time.sleep(self._delay_s)
             out += piece
             n += 1
-            hit = first_stop(out, request.stop)
-            if hit is not None:
-                out, reason = out[:hit], "stop"
-                break
-            if request.stop_fn is not None and request.stop_fn(out):
-                reason = "stop_fn"
+            end = stop_at(out, request)
+            if end is not None:
+                out, reason = end
                 break
         ms = (time.perf_counter() - t0) * 1000
         return Generation(
