@@ -35,7 +35,7 @@ import builtins
 import doctest
 import re
 import time
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, field
 
 from phi_lsp.verify import compare  # noqa: F401  (registers pytest's doctest flag names)
@@ -46,6 +46,7 @@ MAX_EXAMPLES = 100  # checks per function; the rest are reported as skipped
 MAX_CANDIDATES = 400  # lines per docstring examined as possible examples (parsed)
 MAX_FUNCTIONS_PER_FILE = 2_000  # for callers that extract a whole file
 _MAX_LINES_JOINED = 12
+_MAX_DEPTH = 100  # brackets nested in one example (Python's parser stops at 200)
 
 # Longest first: "==>" must win over "==" and "=", "=>" over "=".
 _ARROWS = ("==>", "==", "=>", "->", "➞", "→", "⇒", "=")
@@ -314,14 +315,6 @@ _STRING = re.compile(r"""'(?:[^'\\]|\\.)*'?|"(?:[^"\\]|\\.)*"?""", re.S)
 _BRACKET_TOKEN = re.compile(r"""'(?:[^'\\]|\\.)*'?|"(?:[^"\\]|\\.)*"?|[()\[\]{}]""", re.S)
 
 
-def _brackets(text: str, start: int = 0) -> Iterator[tuple[int, str]]:
-    """(index, char) of the brackets of ``text`` outside string literals."""
-    for m in _BRACKET_TOKEN.finditer(text, start):
-        k = m.start()
-        if text[k] not in "'\"":
-            yield k, text[k]
-
-
 def _blank_strings(text: str) -> str:
     """``text`` with each string literal's characters replaced (same length, same indices)."""
     return _STRING.sub(lambda m: "'" * (m.end() - m.start()), text)
@@ -335,15 +328,19 @@ def _open_brackets(text: str) -> int:
 
 
 def _close_of(text: str, open_at: int) -> int:
-    """Index of the bracket closing the one at ``open_at``, or -1 (one linear scan)."""
+    """Index of the bracket closing the one at ``open_at``, or -1 (one linear scan; -1
+    also past _MAX_DEPTH levels, which no example nests and Python's parser refuses)."""
     depth = 0
-    for k, ch in _brackets(text, open_at):
+    for m in _BRACKET_TOKEN.finditer(text, open_at):
+        ch = text[m.start()]
         if ch in "([{":
             depth += 1
+            if depth > _MAX_DEPTH:
+                return -1
         elif ch in ")]}":
             depth -= 1
             if depth == 0:
-                return k
+                return m.start()
     return -1
 
 
