@@ -181,6 +181,9 @@ def at_cursor(doc: Document, offset: int) -> tree_sitter.Node | None:
                     on_header_line  # right after `def f(x):`, the body comes next
                     or (cur_indent is not None and cur_indent > def_indent)
                     or (cur_indent is None and inside)
+                    # Column 0 of the empty line right after a docstring-only body
+                    # (no auto-indent, or the end of the file): the body comes next.
+                    or (cur_indent is None and _just_after_docstring(node, line))
                 )
                 # Error recovery can swallow the next def into this one: check lines.
                 if ok and (node.has_error or not inside):
@@ -189,6 +192,15 @@ def at_cursor(doc: Document, offset: int) -> tree_sitter.Node | None:
                     return node
         node = node.parent
     return None
+
+
+def _just_after_docstring(fn: tree_sitter.Node, line: int) -> bool:
+    """``line`` is the one right after the docstring that is all of ``fn``'s body."""
+    ds = docstring_node(fn)
+    body = fn.child_by_field_name("body")
+    if ds is None or body is None or ds.end_point[0] != line - 1:
+        return False
+    return [c for c in body.named_children if c.type != "comment"] == [ds]
 
 
 def scan_at_cursor(doc: Document, offset: int) -> tuple[int, Document] | None:
