@@ -20,16 +20,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import queue
 import re
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 from phi_lsp.bench.stats import p50, summary
-from phi_lsp.testing.lsp_client import LspClient
+from phi_lsp.testing.lsp_client import LspClient, first_match
 
 FILE_LINES = 5000
 BODY = "result = compute(value)\n    return result\n"
@@ -63,16 +61,15 @@ def timing_for(
     client: LspClient, line: int, character: int, timeout: float = 5
 ) -> tuple[float, bool]:
     """(model ms, cached) from the server's debug line for this cursor."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            text = client.logs.get(timeout=0.1)
-        except queue.Empty:
-            continue
+
+    def match(text: str) -> tuple[float, bool] | None:
         m = _TIMING.search(text)
         if m and int(m.group(2)) == line and int(m.group(3)) == character:
             return float(m.group(5)), m.group(6) == "True"
-    raise RuntimeError("the server did not log its timing (is logLevel debug?)")
+        return None
+
+    what = "the server did not log its timing (is logLevel debug?)"
+    return first_match(client.logs, match, timeout, what)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

@@ -12,7 +12,28 @@ import queue
 import subprocess
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def first_match(
+    box: queue.Queue[T], match: Callable[[T], R | None], timeout: float, what: str
+) -> R:
+    """Take messages from ``box`` until ``match`` returns something; RuntimeError
+    ``"{what} after {timeout} s"`` when none does in time."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            item = box.get(timeout=0.1)
+        except queue.Empty:
+            continue
+        found = match(item)
+        if found is not None:
+            return found
+    raise RuntimeError(f"{what} after {timeout} s")
 
 
 class LspClient:
@@ -83,17 +104,14 @@ class LspClient:
         return (t1 - t0) * 1000, msg.get("result", msg.get("error"))
 
     def wait_status(self, state: str, timeout: float = 120) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                st = self.statuses.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            if st["state"] == state:
-                return st
+        """The next ``phiLsp/status`` in ``state``; RuntimeError on an "error" status."""
+
+        def match(st: dict[str, Any]) -> dict[str, Any] | None:
             if st["state"] == "error":
                 raise RuntimeError(st["message"])
-        raise RuntimeError(f"server not {state} after {timeout} s")
+            return st if st["state"] == state else None
+
+        return first_match(self.statuses, match, timeout, f"server not {state}")
 
     def close(self) -> None:
         try:
