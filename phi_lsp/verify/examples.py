@@ -44,7 +44,6 @@ MAX_DOCSTRING_CHARS = 100_000  # longer docstrings are not read for examples
 MAX_EXAMPLE_CHARS = 4_000  # an informal example's logical line
 MAX_EXAMPLES = 100  # checks per function; the rest are reported as skipped
 MAX_CANDIDATES = 400  # lines per docstring examined as possible examples (parsed)
-MAX_FUNCTIONS_PER_FILE = 2_000  # for callers that extract a whole file
 _MAX_LINES_JOINED = 12
 _MAX_DEPTH = 100  # brackets nested in one example (Python's parser stops at 200)
 
