@@ -86,33 +86,14 @@ class OpenAIEngine:
         url: str,
         *,
         remote_model: str = "",
-        api_key_env: str = "",
-        timeout_s: float = 30.0,
-        connect_timeout_s: float = 5.0,
-        verify_tls: bool = True,
-        ca_bundle: str = "",
-        max_retries: int = 3,
-        backoff_s: float = 0.25,
-        max_backoff_s: float = 4.0,
         extra_body: dict[str, Any] | None = None,
-        transport: httpx.BaseTransport | None = None,
-        **_: object,
+        **client_options: Any,
     ) -> None:
+        """``client_options`` go to ``ServerClient`` (api_key_env, timeouts, TLS, retries)."""
         # Server-specific sampling fields sent with every completion (vLLM's min_tokens,
         # a logit_bias, ...); the request's own fields win.
         self._extra_body = dict(extra_body or {})
-        self._client = ServerClient(
-            url,
-            api_key_env=api_key_env,
-            timeout_s=timeout_s,
-            connect_timeout_s=connect_timeout_s,
-            verify_tls=verify_tls,
-            ca_bundle=ca_bundle,
-            max_retries=max_retries,
-            backoff_s=backoff_s,
-            max_backoff_s=max_backoff_s,
-            transport=transport,
-        )
+        self._client = ServerClient(url, **client_options)
         self.url, self._shown = self._client.url, self._client.shown
         self._tokenize: str | None = None  # "", "llama-cpp-python", "vllm", "llama.cpp"
         self._count_cache: dict[str, int] = {}

@@ -154,6 +154,7 @@ class ServerClient:
         backoff_s: float = 0.25,
         max_backoff_s: float = 4.0,
         transport: httpx.BaseTransport | None = None,
+        **_: object,  # other backends' options, from the same settings
     ) -> None:
         self.url = normalize_url(url)
         verify = tls_verify(verify_tls, ca_bundle)
