@@ -7,6 +7,7 @@ pin the small decisions that are hard to reach exactly from outside.
 from __future__ import annotations
 
 import asyncio
+import io
 import threading
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from pygls.exceptions import JsonRpcInvalidParams
 from phi_lsp.completion import Completion
 from phi_lsp.documents import Document
 from phi_lsp.server.app import PhiLanguageServer
+from phi_lsp.server.framing import FrameReader, FrameTooLarge
 from phi_lsp.server.models import (
     EngineConfig,
     ModelManager,
@@ -25,7 +27,7 @@ from phi_lsp.server.models import (
     needs_reload,
     resolve_device,
 )
-from phi_lsp.server.store import Shown, valid_text
+from phi_lsp.server.store import Shown, _offset, valid_text
 from phi_lsp.server.verify_command import function_at, parse_args, reply_of, summary
 from phi_lsp.settings import Settings
 from phi_lsp.verify import VerifyResult
@@ -237,3 +239,41 @@ def test_the_api_loads_through_the_same_path(tmp_path: Path) -> None:
     first = load_completer(settings)
     again = load_completer(settings.replace(max_new_tokens=5))
     assert again is first and again.settings.max_new_tokens == 5  # one engine per config
+
+
+# --- framing and the over-the-limit text path ----------------------------------------------
+
+
+def test_frame_reader_resynchronises_and_refuses_huge_claims() -> None:
+    body = b'{"jsonrpc": "2.0", "method": "x"}'
+    good = b"Content-Length: %d\r\n\r\n" % len(body) + body
+    stream = io.BytesIO(
+        b"Content-Length: nope\r\n\r\n"  # not a number: ignored
+        + b"H" * 20_000  # an endless header line: skipped
+        + b"\r\n"
+        + b"garbage"
+        + good  # the header after leftovers on the same line is found
+        + good
+        + b"Content-Length: 99999999999\r\n\r\n"
+    )
+    reader = FrameReader(stream, max_body=1 << 20)
+    assert reader.read() == body
+    assert reader.read() == body
+    with pytest.raises(FrameTooLarge, match="99999999999"):
+        reader.read()
+    assert FrameReader(io.BytesIO(b"Content-Length: 10\r\n\r\nshort")).read() is None  # EOF
+
+
+@pytest.mark.parametrize(
+    ("text", "position", "expected"),
+    [
+        ("ab\ncd\nef", (1, 1), 4),
+        ("ab\r\ncd\ref", (2, 1), 8),  # CRLF and a lone CR both end a line
+        ("a😀b\nx", (0, 3), 2),  # the emoji is two UTF-16 units, one str index
+        ("ab\ncd", (5, 0), 5),  # past the last line: the end
+    ],
+)
+def test_offsets_in_text_too_big_to_parse(
+    text: str, position: tuple[int, int], expected: int
+) -> None:
+    assert _offset(text, *position) == expected
