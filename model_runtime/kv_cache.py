@@ -28,6 +28,14 @@ def common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:
     return i
 
 
+def _crops(tokens_to_remove: int, initialized: bool) -> bool:
+    """transformers' cropping rule: ``crop(-k)`` drops the last k positions (a positive
+    argument raises); True when there is something to drop."""
+    if tokens_to_remove > 0:
+        raise ValueError(f"crop({tokens_to_remove}): use a negative number of positions to remove")
+    return tokens_to_remove != 0 and initialized
+
+
 class BufferLayer(DynamicLayer):
     """One layer's keys and values in a buffer of fixed capacity: [B, H, capacity, D].
 
@@ -86,11 +94,7 @@ class BufferLayer(DynamicLayer):
         return self.length
 
     def crop(self, tokens_to_remove: int) -> None:
-        if tokens_to_remove > 0:
-            raise ValueError(
-                f"crop({tokens_to_remove}): use a negative number of positions to remove"
-            )
-        if tokens_to_remove == 0 or not self.is_initialized:
+        if not _crops(tokens_to_remove, self.is_initialized):
             return
         self.length = max(0, self.length + tokens_to_remove)
         self._views()
@@ -116,11 +120,7 @@ class StaticBufferLayer(StaticLayer):
     length back, in place."""
 
     def crop(self, tokens_to_remove: int) -> None:
-        if tokens_to_remove > 0:
-            raise ValueError(
-                f"crop({tokens_to_remove}): use a negative number of positions to remove"
-            )
-        if tokens_to_remove == 0 or not self.is_initialized:
+        if not _crops(tokens_to_remove, self.is_initialized):
             return
         n = int(self.cumulative_length)
         with torch.inference_mode():  # the length was made under inference mode
