@@ -317,11 +317,16 @@ def _child(mode: str, tmp: str, job: dict, chan: _Channel, program: bytes, paren
             caps = _drop_capabilities()
         except (OSError, AttributeError):
             caps = False
-        rlimits = _rlimits(job.get("limits") or {})
         try:
             filtered = bool(program) and seccomp.install(program)
         except (OSError, AttributeError):
             filtered = False
+        limits = dict(job.get("limits") or {})
+        if filtered:
+            # seccomp already refuses new processes; RLIMIT_NPROC counts every process
+            # of the user (an editor user has hundreds) and would refuse threads too.
+            limits.pop("nproc", None)
+        rlimits = _rlimits(limits)
         # The last message the host believes about isolation: the module has not loaded.
         chan.emit(
             {

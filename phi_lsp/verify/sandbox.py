@@ -67,7 +67,7 @@ class Limits:
 
     cpu_s: int | None = None
     address_space_mb: int = 1024
-    nproc: int = 64  # binds non-root users only; seccomp blocks new processes
+    nproc: int = 64  # only where seccomp cannot refuse new processes (it counts threads)
     file_size_mb: int = 16
     open_files: int = 64
     tmp_mb: int = TMP_SIZE >> 20
@@ -329,6 +329,12 @@ class _Child:
             with contextlib.suppress(OSError):
                 os.close(self.init_pidfd)
             self.init_pidfd = -1
+        if self.mode != "bwrap" and self.proc.returncode is None:
+            # Not reaped yet, so its pid is still its group's: the runner and the child it
+            # forked (which cannot leave the group: seccomp) go together, not one after
+            # the other through PDEATHSIG.
+            with contextlib.suppress(OSError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
         if self.pidfd >= 0:
             with contextlib.suppress(OSError):
                 signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
@@ -816,6 +822,8 @@ def _report(run: _Run, limits: dict) -> dict:
         else ("not restricted" if known else "unknown")
     )
     rep["capabilities"] = "dropped" if iso.get("capabilities") else "kept"
+    if iso.get("seccomp"):
+        limits = {k: v for k, v in limits.items() if k != "nproc"}  # seccomp does that
     rep["rlimits"] = limits if iso.get("rlimits") else ("partly refused" if known else "unknown")
     return rep
 

@@ -92,6 +92,9 @@ def assert_nothing_left(children: list) -> None:
         assert child.proc.poll() is not None, "the sandbox process is still running"
         if child.host_tmp:
             assert not os.path.exists(child.host_tmp), "the temp dir was not removed"
+    deadline = time.monotonic() + 2  # SIGKILLed processes exit when next scheduled
+    while sandbox_processes() and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert sandbox_processes() == [], "a process of the sandbox survived"
 
 

@@ -618,3 +618,59 @@ return 'done'
     r = verify_function(attack(body), "f")
     assert r.status == "error"
     assert "SIGSYS" in r.reason, r.reason
+
+
+# --- the seccomp program itself, run through a small BPF interpreter (both architectures) -----
+
+
+def run_bpf(program: bytes, nr: int, arch: int, args: tuple[int, ...] = ()) -> int:
+    """The action the filter returns for one syscall (seccomp_data: nr, arch, ip, args)."""
+    import struct
+
+    data = struct.pack("<iIQ6Q", nr, arch, 0, *(list(args) + [0] * (6 - len(args))))
+    insns = [struct.unpack_from("<HBBI", program, k) for k in range(0, len(program), 8)]
+    pc, acc = 0, 0
+    while True:
+        code, jt, jf, k = insns[pc]
+        if code == 0x20:  # ld [k]
+            acc = struct.unpack_from("<I", data, k)[0]
+            pc += 1
+        elif code in (0x15, 0x35, 0x45):  # jeq / jge / jset
+            hit = {0x15: acc == k, 0x35: acc >= k, 0x45: bool(acc & k)}[code]
+            pc += 1 + (jt if hit else jf)
+        elif code == 0x06:
+            return k
+        else:
+            raise AssertionError(f"unexpected BPF opcode {code:#x}")
+
+
+@pytest.mark.parametrize(
+    ("machine", "audit_arch", "foreign", "nr"),
+    [
+        ("x86_64", 0xC000003E, 0x40000003, {"clone": 56, "execve": 59, "socket": 41, "read": 0}),
+        (
+            "aarch64",
+            0xC00000B7,
+            0x40000028,
+            {"clone": 220, "execve": 221, "socket": 198, "read": 63},
+        ),
+    ],
+)
+def test_seccomp_program_decisions(machine: str, audit_arch: int, foreign: int, nr: dict) -> None:
+    from phi_lsp.verify import seccomp
+
+    kill, allow = 0x80000000, 0x7FFF0000
+    errno = lambda e: 0x00050000 | e  # noqa: E731
+    for allow_inet in (True, False):
+        prog = seccomp.build(machine, allow_inet=allow_inet)
+        assert run_bpf(prog, nr["read"], audit_arch) == allow
+        assert run_bpf(prog, nr["read"], foreign) == kill  # i386 / arm32 ABI
+        assert run_bpf(prog, nr["clone"], audit_arch, (0x10000 | 0x100,)) == allow  # thread
+        assert run_bpf(prog, nr["clone"], audit_arch, (0x11,)) == errno(11)  # a process
+        assert run_bpf(prog, nr["execve"], audit_arch) == errno(1)
+        assert run_bpf(prog, nr["socket"], audit_arch, (1,)) == errno(13)  # AF_UNIX
+        inet = run_bpf(prog, nr["socket"], audit_arch, (2,))
+        assert inet == (allow if allow_inet else errno(13))
+    if machine == "x86_64":
+        assert run_bpf(prog, 0x40000000 + 39, audit_arch) == kill  # x32
+        assert run_bpf(prog, 57, audit_arch) == errno(11)  # fork
