@@ -88,6 +88,7 @@ class BufferLayer(DynamicLayer):
         self._v[:, :, self.length : end].copy_(value_states)
         self.length = end
         self._views()
+        assert self.keys is not None and self.values is not None
         return self.keys, self.values
 
     def get_seq_length(self) -> int:
@@ -148,7 +149,7 @@ class PrefixCache:
 
     def __init__(self, config: Any, capacity: int | None = None, static: bool = False) -> None:
         self._layers = int(config.num_hidden_layers)
-        self._capacity = int(capacity or getattr(config, "max_position_embeddings", 2048))
+        self._capacity = capacity or int(getattr(config, "max_position_embeddings", 2048))
         # static: fixed-shape buffers for compiled / CUDA-graph decoding (see engine.py).
         self._kind = StaticBufferCache if static else BufferCache
         self.kv: Cache | None = None  # created at the first request
