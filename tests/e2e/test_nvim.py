@@ -236,6 +236,10 @@ def start_nvim(
         # pynvim.attach has no env argument: the child inherits os.environ.
         monkeypatch.setenv("PHI_TEST_PLUGIN", str(PLUGIN))
         monkeypatch.setenv("PHI_TEST_SETUP", json.dumps(opts))
+        # The built tiny model stays where it is (XDG_CACHE_HOME moves below).
+        from model_runtime.tiny import cache_root
+
+        monkeypatch.setenv("PHI_LSP_CACHE_DIR", str(cache_root()))
         for var in ("XDG_STATE_HOME", "XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME"):
             monkeypatch.setenv(var, str(tmp_path / "xdg" / var.lower()))
         nvim = pynvim.attach(
@@ -742,3 +746,41 @@ def test_readme_neovim_steps_in_a_clean_clone_end_with_ghost_text(
         assert wait_for(lambda: nv.buffer()[len(SOURCE.splitlines())].strip() != ""), nv.buffer()
     finally:
         nv.close()
+
+
+def test_missing_model_then_use_tiny_gives_ghost_text_without_restart(
+    start_nvim: Callable[..., Session],
+    project: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tiny_dir: Path,
+) -> None:
+    """Offline with the default model: the server's question is answered with
+    :PhiLspActions ("Use the tiny demo model"); ghost text follows, same server."""
+    if NVIM_012 is None:
+        pytest.skip(f"no Neovim >= 0.12: {SETUP_HINT}")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(project / "empty-hf-home"))
+    nv = start_nvim(NVIM_012, settings={})
+    nv.edit(project / "add.py")
+    assert wait_for(lambda: nv.lua(STATUSLINE) == "Phi error", timeout=60), nv.lua(STATUSLINE)
+    assert wait_for(lambda: nv.lua("return require('phi_lsp.notify').pending ~= nil"))
+    first = nv.lua("return vim.lsp.get_clients({bufnr = 0})[1].id")
+    # A picker (telescope, fzf-lua, ...) stands in for vim.ui.select: it picks by title.
+    titles = nv.lua(
+        "local picked = {} vim.ui.select = function(items, _, on_choice) "
+        "for _, it in ipairs(items) do picked[#picked + 1] = it.title end "
+        "for _, it in ipairs(items) do if it.title:find('tiny') then return on_choice(it) end end "
+        "end vim.cmd('PhiLspActions') return picked"
+    )
+    assert any("tiny" in t for t in titles), titles
+    assert wait_for(lambda: nv.lua(STATUSLINE) == "Phi ready", timeout=180), nv.lua(STATUSLINE)
+    assert nv.lua("return vim.lsp.get_clients({bufnr = 0})[1].id") == first, "server restarted"
+    assert nv.lua("return require('phi_lsp.config').options.settings.model") == "tiny"
+    nv.nvim.input("Go")
+    ghost = ""
+    for _ in range(3):
+        ghost = wait_for(lambda: nv.ghost().strip(), timeout=30)
+        if ghost:
+            break
+        nv.nvim.input("<BS> ")
+    assert ghost, f"no ghost text from tiny; status {nv.lua(STATUSLINE)!r}"

@@ -224,7 +224,10 @@ async function showServerRequest(params: ShowMessageRequestParams): Promise<Mess
   const choice = await show(params.message, ...actions);
   if (!choice) return null;
   if (/tiny/i.test(choice.title)) {
-    await vscode.workspace.getConfiguration(SECTION).update('model', 'tiny', vscode.ConfigurationTarget.Global);
+    // After the answer has gone: the server acts on the answer, the setting keeps it.
+    setTimeout(() => {
+      void vscode.workspace.getConfiguration(SECTION).update('model', 'tiny', vscode.ConfigurationTarget.Global);
+    }, 200);
   } else if (/setting/i.test(choice.title)) {
     void vscode.commands.executeCommand('workbench.action.openSettings', `@ext:${context.extension.id}`);
   } else if (/log|output/i.test(choice.title)) {

@@ -149,11 +149,16 @@ function M.choose()
       return -- keep it open: the user may choose later
     end
     M.pending = nil
-    if p.co then
-      vim.schedule(function()
+    vim.schedule(function()
+      if p.co then
         coroutine.resume(p.co, choice)
-      end)
-    end
+      end
+      -- The tiny model also becomes the plugin's setting, so that a later settings
+      -- change does not bring back the missing model (VS Code does the same).
+      if tostring(choice.title):lower():find('tiny', 1, true) then
+        require('phi_lsp').set({ model = 'tiny' })
+      end
+    end)
   end)
 end
 
