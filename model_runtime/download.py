@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
 
-from model_runtime.progress import ProgressFn, Reporter
+from model_runtime.progress import ProgressFn, Reporter, Stop
 from model_runtime.types import ModelLoadError
 
 log = logging.getLogger(__name__)
@@ -179,7 +179,7 @@ def download(
         return _download(repo_id, revision, progress, should_stop)
     except ModelUnavailable:
         raise
-    except Cancelled:
+    except (Cancelled, Stop):
         raise ModelUnavailable(
             repo_id, "cancelled", f"The download of {repo_id} was stopped.", "cancelled"
         ) from None

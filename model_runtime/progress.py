@@ -57,6 +57,11 @@ class Progress:
 ProgressFn = Callable[[Progress], None]
 
 
+class Stop(Exception):
+    """Raised by a ``ProgressFn`` to stop the work it hears about (the load was
+    superseded: a new model setting, a shutdown). It goes through ``Reporter``."""
+
+
 def _size(n: float) -> str:
     for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
         if n >= scale:
@@ -86,9 +91,14 @@ class Reporter:
         if self.fn is None or key == self._last:
             return
         self._last = key
-        # A consumer's failure (a closed stream, a gone client) must not stop the work.
-        with contextlib.suppress(Exception):
+        # A consumer's failure (a closed stream, a gone client) must not stop the work;
+        # only a deliberate Stop does.
+        try:
             self.fn(ev)
+        except Stop:
+            raise
+        except Exception:
+            pass
 
 
 class TerminalProgress:

@@ -101,20 +101,25 @@ def load(
     config: EngineConfig,
     progress: Progress = _no_progress,
     steps: ProgressFn | None = None,
+    superseded: Callable[[], bool] | None = None,
 ) -> Engine:
     """Load the engine for ``config`` on the calling thread. Raises ModelLoadError.
 
     ``progress`` is the hook for the stages before "ready" (a download reports
     "downloading" with a percentage through it); ``steps`` gets the runtime's own
-    events (the CLI draws them on stderr).
+    events (the CLI draws them on stderr). ``superseded`` true: the download, build
+    or load stops at its next step (a newer setting wants another model).
     """
     from model_runtime import load_engine
     from model_runtime.progress import Progress as Step
+    from model_runtime.progress import Stop
 
     device = resolve_device(config)
     progress("loading", None, f"loading {config.spec}")
 
     def relay(step: Step) -> None:  # download / build tiny / load, each 0..100 %
+        if superseded is not None and superseded():
+            raise Stop(f"loading {config.spec} was superseded")
         state: State = "downloading" if step.stage == "download" else "loading"
         progress(state, step.percent, step.describe())
         if steps is not None:
@@ -254,7 +259,7 @@ class ModelManager:
             self._report(gen, state, message, percent=percent)
 
         try:
-            worker = Worker(lambda: load(config, hook))
+            worker = Worker(lambda: load(config, hook, superseded=lambda: gen != self._generation))
         except Exception as e:  # the runtime itself is broken: say so, keep serving
             self._failed(gen, settings.model, e)
             return

@@ -213,3 +213,30 @@ def test_complete_on_a_first_run_shows_the_download_on_stderr(
     # The second run finds it cached: nothing is downloaded again.
     rerun = _run(["complete", str(demo), "--model", REPO, "--json"], _env(tmp_path, url))
     assert rerun.returncode == 0 and not _percents(rerun.stderr), rerun.stderr
+
+
+def test_a_superseded_download_stops_and_leaves_no_partial_file(
+    tmp_path: Path, tiny_repo: HubRepo
+) -> None:
+    code = (
+        "import sys\n"
+        "from model_runtime.download import download, ModelUnavailable\n"
+        "from model_runtime.progress import Stop\n"
+        "def fn(p):\n"
+        "    if (p.percent or 0) >= 20:\n"
+        "        raise Stop()\n"
+        "try:\n    download(sys.argv[1], progress=fn)\n"
+        "except ModelUnavailable as e:\n    print(e.reason)\n"
+    )
+    with serve(tiny_repo, chunk=64 * 1024, delay_s=0.02) as (url, hub):
+        p = subprocess.run(
+            [sys.executable, "-c", code, REPO],
+            cwd=ROOT,
+            env=_env(tmp_path, url),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert p.stdout.strip() == "cancelled", p.stderr[-2000:]
+    files = [f.name for f in (tmp_path / "hf").rglob("*") if f.is_file()]
+    assert "model.safetensors" not in files and not [f for f in files if "incomplete" in f]
