@@ -137,11 +137,18 @@ def interpreter(python: str) -> Interpreter:
             timeout=_PROBE_TIMEOUT_S,
             check=False,
         )
-        info = json.loads(r.stdout)
-    except (OSError, subprocess.SubprocessError, ValueError) as e:
+    except (OSError, subprocess.SubprocessError) as e:
         raise IsolationError(f"cannot start the interpreter {python}: {e}") from None
-    if r.returncode != 0 or not isinstance(info, list) or len(info) != 7:
-        raise IsolationError(f"cannot start the interpreter {python}")
+    try:
+        info = json.loads(r.stdout) if r.returncode == 0 else None
+    except ValueError:
+        info = None
+    if not isinstance(info, list) or len(info) != 7:
+        said = [line for line in r.stderr.decode("utf-8", "replace").splitlines() if line.strip()]
+        why = f": {said[-1].strip()[:200]}" if said else ""
+        raise IsolationError(
+            f"the interpreter {python} does not work (exit code {r.returncode}){why}"
+        )
     roots = [p for p in info[:4] if isinstance(p, str) and p]
     # Every hop of a symlinked executable (venv -> pyenv -> /usr) must resolve inside.
     hop = os.path.abspath(python)

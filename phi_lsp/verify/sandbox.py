@@ -137,6 +137,28 @@ def run_checks(
     if not checks:
         return VerifyResult("no-examples", reason="the docstring has no examples to run")
     python = (project.python if project is not None else None) or python or sys.executable
+    try:
+        return _run_checks(
+            module_source, function_name, checks, timeout_s, line_offset, path, cancel, limits,
+            project, python, t0,
+        )  # fmt: skip
+    except (OSError, isolation.IsolationError) as e:  # cannot fork, a broken interpreter, ...
+        return VerifyResult("error", reason=f"could not start the sandbox: {e}")
+
+
+def _run_checks(
+    module_source: str,
+    function_name: str,
+    checks: Sequence[Check],
+    timeout_s: float,
+    line_offset: int,
+    path: str | None,
+    cancel: threading.Event | None,
+    limits: Limits,
+    project: Any,
+    python: str,
+    t0: float,
+) -> VerifyResult:
     if project is not None:
         sys_path = [p for p in project.sys_path if p]
         module_name, package = project.module_name, project.package
@@ -172,10 +194,7 @@ def run_checks(
         }
         for c in checks
     ]
-    try:
-        run = _POOL.run(python, tuple(readable), limits, job, timeout_s, cancel)
-    except (OSError, isolation.IsolationError) as e:
-        return VerifyResult("error", reason=f"could not start the sandbox: {e}")
+    run = _POOL.run(python, tuple(readable), limits, job, timeout_s, cancel)
     result = _interpret(run, checks, rows, flags, timeout_s, function_name)
     result.elapsed_ms = round((time.perf_counter() - t0) * 1000, 1)
     return result
@@ -294,13 +313,19 @@ class _Child:
                 argv,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,  # read only if it dies before ready (why)
                 cwd=cwd,
                 env=env,
                 start_new_session=True,
                 close_fds=True,
                 pass_fds=pass_fds,
             )
+        except BaseException:
+            if info_r >= 0:
+                os.close(info_r)
+            if self.host_tmp:
+                _remove_tree(self.host_tmp)
+            raise
         finally:
             if info_w >= 0:
                 os.close(info_w)
@@ -316,6 +341,19 @@ class _Child:
                 os.close(info_r)
         self.buffer = bytearray()
         self.ready: dict | None = None
+
+    def start_error(self) -> str:
+        """The last line the launcher wrote before dying (bubblewrap says why), if any."""
+        err = self.proc.stderr
+        if err is None or self.alive():
+            return ""
+        try:
+            os.set_blocking(err.fileno(), False)
+            text = (os.read(err.fileno(), 4096) or b"").decode("utf-8", "replace")
+        except OSError:
+            return ""
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        return lines[-1][:300] if lines else ""
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -346,7 +384,7 @@ class _Child:
         if self.pidfd >= 0:
             with contextlib.suppress(OSError):
                 os.close(self.pidfd)
-        for f in (self.proc.stdin, self.proc.stdout):
+        for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             with contextlib.suppress(Exception):
                 f.close()
         if self.host_tmp:
@@ -634,6 +672,7 @@ class _Run:
     exit: dict | None = None  # {"exit": n} | {"signal": n}
     problem: str = ""
     ns_failed: bool = False
+    start_error: str = ""  # the launcher's last words when it died before ready
     limits: dict = field(default_factory=dict)
 
 
@@ -731,6 +770,10 @@ def _drive(child: _Child, job: dict, timeout_s: float, cancel: threading.Event |
                 continue
             if not chunk:
                 run.ended = "crash" if run.exit is not None else "eof"
+                if child.ready is None:
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        child.proc.wait(timeout=1.0)
+                    run.ended, run.start_error = "no-start", child.start_error() or "it exited"
                 return run
             total += len(chunk)
             if total > TOTAL_CAP:
@@ -877,11 +920,12 @@ def _interpret(
     elif run.ended in ("overflow", "violation"):
         result.reason = f"the sandbox broke the protocol ({run.problem}); killed{where}"
     elif run.ended == "no-start":
-        result.reason = (
-            "the sandbox could not set up its namespaces"
-            if run.ns_failed
-            else f"the sandbox interpreter did not start within {_READY_TIMEOUT_S:g} s"
-        )
+        if run.ns_failed:
+            result.reason = "the sandbox could not set up its namespaces"
+        elif run.start_error:
+            result.reason = f"the sandbox did not start ({run.mode}): {run.start_error}"
+        else:
+            result.reason = f"the sandbox interpreter did not start within {_READY_TIMEOUT_S:g} s"
     elif exit_.get("signal") == signal.SIGXCPU:
         result.status = "timeout"
         result.reason = f"the CPU time limit ran out{where}"
