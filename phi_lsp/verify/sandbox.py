@@ -19,6 +19,11 @@ job (with a fresh nonce) on the runner's stdin and reads JSON lines from its std
 What isolation applied (``VerifyResult.sandbox``) is built here from what was launched,
 plus the one message the runner's child sends before the module starts loading.
 
+The limit, by design: the checked code runs in the process that reports its results, so
+code that digs the nonce out of the runner's memory can claim outputs for its examples.
+It still cannot change how they are judged, skip an example, alter the isolation report,
+signal anything outside, or reach the host.
+
 A warm pool keeps one started runner per interpreter (and bind set), each used once.
 Runners are started from one long-lived thread: their death-with-parent signal is tied
 to the thread that started them.

@@ -463,3 +463,25 @@ return (helper_mod_xyz.VALUE, wrote)
     r = verify_function(src, "f", path=str(path))
     assert r.status == "passed", (r.reason, r.results)
     assert not (tmp_path / "pwned").exists()
+
+
+def test_a_runner_that_cannot_start_says_why(tmp_path: Path) -> None:
+    # An interpreter that answers questions but cannot run the runner (e.g. too old).
+    fake = tmp_path / "bin" / "python"
+    fake.parent.mkdir()
+    fake.write_text(
+        "#!/bin/sh\n"
+        'case "$*" in *_runner.py*) echo "SyntaxError: runner needs Python 3.9" >&2; exit 1;; esac\n'
+        f'exec {sys.executable} "$@"\n'
+    )
+    fake.chmod(0o755)
+    r = verify_function(module("return 'done'"), "f", python=str(fake))
+    assert r.status == "error"
+    assert "did not start" in r.reason and "runner needs Python 3.9" in r.reason, r.reason
+
+
+def test_a_broken_interpreter_is_one_clear_error(tmp_path: Path) -> None:
+    checks = examples.extract("\n>>> f()\n'done'\n", "f").checks
+    r = sandbox.run_checks(module("return 'done'"), "f", checks, python=str(tmp_path / "nope"))
+    assert r.status == "error"
+    assert str(tmp_path / "nope") in r.reason and "\n" not in r.reason
