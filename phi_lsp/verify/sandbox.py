@@ -21,7 +21,7 @@ plus the one message the runner's child sends before the module starts loading.
 
 The limit, by design: the checked code runs in the process that reports its results, so
 code that digs the nonce out of the runner's memory can claim outputs for its examples.
-It still cannot change how they are judged, skip an example, alter the isolation report,
+It still cannot change how they are judged, alter the isolation report,
 signal anything outside, or reach the host.
 
 A warm pool keeps one started runner per interpreter (and bind set), each used once.
