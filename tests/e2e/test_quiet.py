@@ -60,3 +60,54 @@ async def test_an_editor_session_is_quiet(
     for line in log.splitlines():
         if "phi_lsp.stderr" in line:
             assert " WARNING " in line or " INFO " in line, line
+
+
+def _frame(obj: dict[str, object]) -> bytes:
+    body = json.dumps(obj).encode()
+    return b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+
+@pytest.mark.parametrize("how", ["shutdown-exit", "sigterm", "stdin-closed"])
+def test_a_restart_is_not_logged_as_an_error(tmp_path: Path, how: str) -> None:
+    """What an editor's restart does to the server: ask it to exit, terminate it, or
+    close its stdin. None of it is an error in the log or on stderr."""
+    import os
+    import signal
+    import time
+
+    body = tmp_path / "body.txt"
+    body.write_text("return a + b\n")
+    log = tmp_path / "server.log"
+    p = subprocess.Popen(
+        [sys.executable, "-m", "phi_lsp", "--stdio", "--log-file", str(log)]
+        + ["--model", f"replay:{body}"],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert p.stdin is not None and p.stderr is not None
+    init = {"capabilities": {}, "processId": os.getpid()}
+    p.stdin.write(_frame({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": init}))
+    p.stdin.write(_frame({"jsonrpc": "2.0", "method": "initialized", "params": {}}))
+    p.stdin.flush()
+    deadline = time.monotonic() + 60
+    while "ready on" not in (log.read_text() if log.exists() else ""):
+        assert time.monotonic() < deadline, "the server did not get ready"
+        time.sleep(0.1)
+    if how == "shutdown-exit":
+        p.stdin.write(_frame({"jsonrpc": "2.0", "id": 2, "method": "shutdown"}))
+        p.stdin.write(_frame({"jsonrpc": "2.0", "method": "exit"}))
+        p.stdin.flush()
+    elif how == "sigterm":
+        p.send_signal(signal.SIGTERM)
+    else:
+        p.stdin.close()
+    try:
+        p.wait(timeout=20)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    err = p.stderr.read().decode()
+    assert not err.strip(), err
+    assert not re.search(r" (ERROR|CRITICAL) ", log.read_text()), log.read_text()
