@@ -33,9 +33,9 @@ from test_server_e2e import (
 class RawServer:
     """The real server over pipes, with no client library smoothing things over."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, argv: list[str] | None = None) -> None:
         self.proc = subprocess.Popen(
-            [*SERVER, "--log-file", str(tmp_path / "server.log")],
+            argv or [*SERVER, "--log-file", str(tmp_path / "server.log")],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -85,7 +85,7 @@ class RawServer:
                 return msg
         raise AssertionError(f"no response to {msg_id!r}")
 
-    def initialize(self) -> None:
+    def initialize(self, options: dict[str, Any] | None = None) -> None:
         self.send(
             {
                 "jsonrpc": "2.0",
@@ -95,7 +95,7 @@ class RawServer:
                 "params": {
                     "capabilities": {},
                     "processId": os.getpid(),
-                    "initializationOptions": {"model": "replay:/dev/null"},
+                    "initializationOptions": options or {"model": "replay:/dev/null"},
                 },
             }
         )

@@ -7,14 +7,21 @@ Issue 13 items 4 and 5, issue 12 item 1 (server side).
 from __future__ import annotations
 
 import asyncio
+import os
+import pwd
+import queue
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from lsprotocol import types
 from test_server_e2e import ADD_BODY, ADD_CURSOR, ADD_SOURCE, Session, doc_uri, replay_model, server
+from test_server_robustness import RawServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from extraction_bounds import crafted_file  # noqa: E402
@@ -200,3 +207,92 @@ async def test_a_hundred_attack_verifications_leave_the_server_as_it_was(tmp_pat
         assert _rss_kb(pid) < start * 1.10, (start, _rss_kb(pid))
         children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
         assert len(children) <= 2, children  # at most the warm sandbox pool
+
+
+def _message(srv: RawServer, seen: list[dict[str, Any]], want: dict[str, Any]) -> dict[str, Any]:
+    """The first message with the ``want`` fields, in order; every message read is kept
+    in ``seen`` (RawServer.response would drop the notifications before a reply)."""
+
+    def fits(m: dict[str, Any]) -> bool:
+        return all(m.get(k) == v for k, v in want.items())
+
+    deadline = time.monotonic() + 60
+    while True:
+        found = next((m for m in seen if fits(m)), None)
+        if found is not None:
+            seen.remove(found)
+            return found
+        assert time.monotonic() < deadline, f"no message like {want}"
+        try:
+            seen.append(srv.inbox.get(timeout=0.1))
+        except queue.Empty:
+            assert srv.proc.poll() is None, f"server died: {srv.proc.returncode}"
+
+
+def test_an_editor_run_by_an_unprivileged_user_gets_verified_suggestions(tmp_path: Path) -> None:
+    """Editors do not run as root: the server, started as a plain user, verifies in its
+    sandbox (or, where that user cannot be isolated, says so and runs nothing)."""
+    python = "/usr/bin/python3.11"
+    if os.geteuid() != 0 or not shutil.which("runuser") or not os.path.exists(python):
+        pytest.skip("needs root (to create the user), runuser and /usr/bin/python3.11")
+    repo = Path(__file__).resolve().parents[2]
+    site = repo / ".venv" / "lib" / "python3.11" / "site-packages"
+    if not all(os.access(p, os.R_OK | os.X_OK) for p in (repo, site)) or any(
+        (Path(p).stat().st_mode & 0o005) != 0o005 for p in (repo, site)
+    ):
+        pytest.skip("the checkout and its packages are not readable by other users")
+    name = "phiserver"
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(["useradd", "-M", "-s", "/bin/sh", name], check=True)
+    home = Path(tempfile.mkdtemp(prefix="phi-server-user-"))
+    home.chmod(0o777)
+    (home / "body.txt").write_text(ADD_BODY)
+    (home / "body.txt").chmod(0o644)
+    env = ["env", "-i", "PATH=/usr/bin:/bin", f"HOME={home}", f"PYTHONPATH={repo}:{site}"]
+    argv = ["runuser", "-u", name, "--", *env, python, "-m", "phi_lsp", "--stdio"]
+    srv = RawServer(tmp_path, [*argv, "--log-file", str(home / "server.log")])
+    try:
+        srv.initialize({"model": f"replay:{home / 'body.txt'}", "verify": "prefer"})
+        srv.send({"jsonrpc": "2.0", "method": "initialized", "params": {}})
+        seen: list[dict[str, Any]] = []
+        status = {"method": "phiLsp/status"}
+        while _message(srv, seen, status)["params"]["state"] not in ("ready", "error"):
+            pass
+        uri = (home / "example.py").as_uri()
+        srv.send(
+            {
+                "jsonrpc": "2.0",
+                "method": "textDocument/didOpen",
+                "params": {
+                    "textDocument": {
+                        "uri": uri,
+                        "languageId": "python",
+                        "version": 1,
+                        "text": ADD_SOURCE,
+                    }
+                },
+            }
+        )
+        srv.send(
+            {
+                "jsonrpc": "2.0",
+                "id": "c",
+                "method": "textDocument/inlineCompletion",
+                "params": {
+                    "textDocument": {"uri": uri},
+                    "position": {"line": ADD_CURSOR.line, "character": ADD_CURSOR.character},
+                    "context": {"triggerKind": 1},
+                },
+            }
+        )
+        items = _message(srv, seen, {"id": "c"})["result"]["items"]
+        assert items and items[0]["insertText"].strip() == "return a + b"
+        note = _message(srv, seen, {"method": "phiLsp/verification"})["params"]
+        assert note["status"] == "passed" and note["passed"] == 1, note
+        assert srv.close() == 0
+    finally:
+        if srv.proc.poll() is None:
+            srv.proc.kill()
+        shutil.rmtree(home, ignore_errors=True)
