@@ -231,7 +231,7 @@ def _message(srv: RawServer, seen: list[dict[str, Any]], want: dict[str, Any]) -
 
 def test_an_editor_run_by_an_unprivileged_user_gets_verified_suggestions(tmp_path: Path) -> None:
     """Editors do not run as root: the server, started as a plain user, verifies in its
-    sandbox (or, where that user cannot be isolated, says so and runs nothing)."""
+    sandbox (bubblewrap or namespaces must work for that user here)."""
     python = "/usr/bin/python3.11"
     if os.geteuid() != 0 or not shutil.which("runuser") or not os.path.exists(python):
         pytest.skip("needs root (to create the user), runuser and /usr/bin/python3.11")
