@@ -193,6 +193,8 @@ def _failure_message(spec: str, error: BaseException) -> str:
 
     if isinstance(error, ModelUnavailable):
         return f"phi-lsp: {error.short}"
+    if isinstance(error, ImportError):  # the install is broken: say which one to fix
+        return f"phi-lsp: {_missing_module(error)}"
     reason = (str(error) or type(error).__name__).strip()
     for flag, setting in _FLAGS.items():
         reason = reason.replace(flag, setting)
@@ -212,6 +214,18 @@ def _failure_message(spec: str, error: BaseException) -> str:
     if "phiLsp." not in text and len(text) + len(hint) <= MAX_MESSAGE:
         text += hint
     return text
+
+
+def _missing_module(error: ImportError) -> str:
+    """What to run so that the Python running phi-lsp has the missing package: the
+    repository's editable install when phi-lsp runs from a checkout (it is not on PyPI)."""
+    import sys
+    from pathlib import Path
+
+    name = error.name or str(error)
+    root = Path(__file__).resolve().parents[2]
+    how = f"pip install -e {root}" if (root / "pyproject.toml").is_file() else "pip install -e ."
+    return f"{name} is missing from {sys.executable}; run: {sys.executable} -m {how}"
 
 
 class ModelManager:
