@@ -103,26 +103,34 @@ class Reporter:
 
 class TerminalProgress:
     """A ``ProgressFn`` for the CLI: a redrawn bar on a terminal, otherwise one line
-    per step (each new message, then every 10 %). ``delay_s``: a step that is over
-    sooner shows nothing (loading a cached model must not chatter on every run)."""
+    per step (its first, then every 10 % at most once a second, and its 100 %).
+    ``delay_s``: a step that is over sooner shows nothing (loading a cached model must
+    not chatter on every run)."""
 
     def __init__(
-        self, stream: TextIO | None = None, tty: bool | None = None, delay_s: float = 0.0
+        self,
+        stream: TextIO | None = None,
+        tty: bool | None = None,
+        delay_s: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty() if tty is None else tty
         self.delay_s = delay_s
+        self._clock = clock
         self._line = ""  # what the bar shows now (tty)
         self._last: tuple[str, str, int] | None = None
+        self._last_t = 0.0
         self._step: tuple[str, str] | None = None
         self._step_t0 = 0.0
         self._lock = threading.Lock()
 
     def __call__(self, p: Progress) -> None:
         with self._lock:
+            now = self._clock()
             if (p.stage, p.message) != self._step:
-                self._step, self._step_t0 = (p.stage, p.message), time.monotonic()
-            if self.delay_s and time.monotonic() - self._step_t0 < self.delay_s:
+                self._step, self._step_t0 = (p.stage, p.message), now
+            if self.delay_s and now - self._step_t0 < self.delay_s:
                 return
             pct = p.percent
             if self.tty:
@@ -130,8 +138,10 @@ class TerminalProgress:
             else:
                 step = -1 if pct is None else pct // 10
                 key = (p.stage, p.message, step)
-                if key != self._last:
-                    self._last = key
+                new_step = self._last is None or self._last[:2] != key[:2]
+                due = now - self._last_t >= 1.0 or pct == 100
+                if key != self._last and (new_step or due):
+                    self._last, self._last_t = key, now
                     self.stream.write(f"phi-lsp: {p.describe()}\n")
             self.stream.flush()
 

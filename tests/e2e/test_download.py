@@ -240,3 +240,36 @@ def test_a_superseded_download_stops_and_leaves_no_partial_file(
     assert p.stdout.strip() == "cancelled", p.stderr[-2000:]
     files = [f.name for f in (tmp_path / "hf").rglob("*") if f.is_file()]
     assert "model.safetensors" not in files and not [f for f in files if "incomplete" in f]
+
+
+def test_model_download_on_a_terminal_draws_a_bar(tmp_path: Path, tiny_repo: HubRepo) -> None:
+    import pty
+
+    master, slave = pty.openpty()
+    with serve(tiny_repo, chunk=128 * 1024, delay_s=0.01) as (url, _hub):
+        p = subprocess.Popen(
+            [sys.executable, "-m", "phi_lsp", "model", "download", REPO],
+            cwd=ROOT,
+            env=_env(tmp_path, url),
+            stdout=subprocess.PIPE,
+            stderr=slave,
+        )
+        os.close(slave)
+        chunks: list[bytes] = []
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # the child closed its end
+                break
+            if not data:
+                break
+            chunks.append(data)
+        out, _ = p.communicate(timeout=120)
+    os.close(master)
+    screen = b"".join(chunks).decode("utf-8", "replace")
+    assert p.returncode == 0, screen[-2000:]
+    assert out.decode().strip().endswith(COMMIT)
+    # Redrawn in place (\r), a bar that fills, finished with a newline.
+    assert screen.count("\r") >= 5
+    assert "[##############################] downloading phi-lsp-test/tiny: 100 %" in screen
+    assert "\n" in screen.split("100 %", 1)[1]
