@@ -15,7 +15,8 @@ Faults, to test what users meet: ``drop_after`` (file → bytes) sends that many
 the file's first full GET and then closes the connection (an interrupted download);
 ``chunk``/``delay_s`` pace the body so progress is observable; ``fail_status`` answers
 every request with that HTTP status. ``requests`` records (method, path, Range header), ``auth`` the
-Authorization headers.
+Authorization headers. It also answers as an HTTP proxy would be asked (absolute URIs),
+counted in ``proxied``: point ``HTTP_PROXY`` at it and ``HF_ENDPOINT`` at any host.
 
 Run alone: ``python tests/hub_server.py DIR [--repo ORG/NAME] [--port N]``.
 """
@@ -74,6 +75,7 @@ class HubState:
     requests: list[tuple[str, str, str]] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
     auth: list[str] = field(default_factory=list)  # Authorization headers seen
+    proxied: int = 0  # requests with an absolute URI: sent through it as an HTTP proxy
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -100,6 +102,8 @@ class _Handler(BaseHTTPRequestHandler):
         path = unquote(urlsplit(self.path).path)
         with self.state.lock:
             self.state.requests.append((self.command, path, self.headers.get("Range", "")))
+            if self.path.startswith("http://"):
+                self.state.proxied += 1
             if self.headers.get("Authorization"):
                 self.state.auth.append(self.headers["Authorization"])
         if self.state.fail_status:

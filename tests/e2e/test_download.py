@@ -273,3 +273,16 @@ def test_model_download_on_a_terminal_draws_a_bar(tmp_path: Path, tiny_repo: Hub
     assert screen.count("\r") >= 5
     assert "[##############################] downloading phi-lsp-test/tiny: 100 %" in screen
     assert "\n" in screen.split("100 %", 1)[1]
+
+
+def test_the_download_goes_through_the_configured_proxy(tmp_path: Path, tiny_repo: HubRepo) -> None:
+    # The hub's host does not resolve: only the proxy (HTTP_PROXY) can reach it.
+    with serve(tiny_repo) as (url, hub):
+        env = _env(tmp_path, "http://hub.invalid", HTTP_PROXY=url, http_proxy=url)
+        env.update(NO_PROXY="", no_proxy="")
+        r = _run(["model", "download", REPO], env, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (Path(r.stdout.strip()) / "model.safetensors").read_bytes() == tiny_repo.files[
+        "model.safetensors"
+    ]
+    assert hub.proxied >= 4  # model info, HEAD and GET of each file: all via the proxy
