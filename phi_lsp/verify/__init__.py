@@ -6,7 +6,8 @@
 (``project.py``), in a sandboxed child process (``sandbox.py``, ``_exec.py``); the host
 judges what came back (``compare.py``).
 Blocking: call it from a worker thread (``asyncio.to_thread``), never the event loop;
-set ``cancel`` to kill the child.
+set ``cancel`` to kill the child. ``deadline`` (a ``time.monotonic()`` value) bounds the
+host's work too: extraction stops at it and no example starts after it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import ast
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from phi_lsp.verify.examples import Check, ExtractResult, Skipped, extract
@@ -26,6 +27,7 @@ __all__ = [
     "ExtractResult",
     "FunctionReport",
     "Limits",
+    "MAX_FUNCTIONS_PER_FILE",
     "Project",
     "ProjectError",
     "Skipped",
@@ -36,6 +38,9 @@ __all__ = [
     "verify_function",
     "verify_source",
 ]
+
+
+MAX_FUNCTIONS_PER_FILE = 500  # verify_source checks these; the rest are reported "skipped"
 
 
 @dataclass
@@ -127,6 +132,36 @@ def _never_at_import(test: ast.expr) -> bool:
     """``if __name__ == "__main__"`` and ``if TYPE_CHECKING``: not run when imported."""
     text = ast.unparse(test)
     return ("__name__" in text and "__main__" in text) or text.endswith("TYPE_CHECKING")
+
+
+def _module_names(tree: ast.Module) -> frozenset[str]:
+    """Names the module defines: functions and classes at any depth, imports, and names
+    bound at module level. An example calling one of them is not the checked function's
+    written under another name (see ``examples.extract``)."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).partition(".")[0] for a in node.names)
+    stack: list[ast.AST] = list(tree.body)
+    while stack:  # module-level bindings; a function's or class's locals are its own
+        node = stack.pop()
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif not isinstance(
+            node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
+        ):
+            stack.extend(ast.iter_child_nodes(node))
+    return frozenset(names)
+
+
+def _time_left(deadline: float | None) -> float | None:
+    return None if deadline is None else deadline - time.monotonic()
+
+
+def _out_of_time(name: str, line: int, why: str, skipped: list[dict] | None = None) -> VerifyResult:
+    return VerifyResult("timeout", reason=why, function=name, line=line, skipped=skipped or [])
 
 
 def _params(node: FunctionNode, is_method: bool) -> tuple[list[str], int]:
@@ -258,6 +293,8 @@ def _verify_node(
     cancel: threading.Event | None,
     limits: Limits | None,
     doc: _Doc | None = None,
+    deadline: float | None = None,
+    module_names: Collection[str] = (),
 ) -> VerifyResult:
     t0 = time.perf_counter()
     def_line = node.lineno
@@ -267,14 +304,18 @@ def _verify_node(
             "no-examples", reason=f"{name} has no docstring", function=name, line=def_line
         )
     params, required = _params(node, "." in name)
-    found = extract(doc.text, name, params, required)
+    found = extract(doc.text, name, params, required, deadline=deadline, module_names=module_names)
     first = doc.line if doc.line is not None else def_line
     skipped = [{"line": first + s.line, "text": s.text, "reason": s.reason} for s in found.skipped]
+    left = _time_left(deadline)
+    if left is not None and left <= 0:
+        why = "the time budget ran out before the examples ran"
+        return _out_of_time(name, def_line, why, skipped=skipped)
     result = run_checks(
         source,
         name,
         found.checks,
-        timeout_s,
+        timeout_s if left is None else min(timeout_s, left),
         line_offset=first,
         path=project.file,
         cancel=cancel,
@@ -300,6 +341,7 @@ def verify_function(
     python: str | None = None,
     project: Project | None = None,
     workspace_roots: Sequence[str] = (),
+    deadline: float | None = None,
 ) -> VerifyResult:
     """Run the docstring examples of ``function_name`` (``f`` or ``Class.method``) as
     defined in ``source``, a whole module, imported as pytest imports the file at
@@ -309,8 +351,9 @@ def verify_function(
     ``line`` (1-based ``def`` line) picks one of several definitions of the same name.
     ``python`` (``--python``/``pythonPath``) and ``workspace_roots`` (the LSP workspace
     folders) steer :func:`phi_lsp.verify.project.resolve`; ``project`` is one already
-    resolved. Never raises for bad input: the result says why (an unusable interpreter
-    is an ``error`` naming it).
+    resolved. ``deadline`` (a ``time.monotonic()`` value) bounds extraction and the run:
+    past it the result is a ``timeout`` and nothing more runs. Never raises for bad
+    input: the result says why (an unusable interpreter is an ``error`` naming it).
     """
     try:
         tree = ast.parse(source)
@@ -344,6 +387,8 @@ def verify_function(
         cancel=cancel,
         limits=limits,
         doc=_assigned_docs(tree, dict(_functions(tree))).get(function_name),
+        deadline=deadline,
+        module_names=_module_names(tree),
     )
 
 
@@ -358,9 +403,15 @@ def verify_source(
     python: str | None = None,
     project: Project | None = None,
     workspace_roots: Sequence[str] = (),
+    deadline: float | None = None,
+    max_functions: int = MAX_FUNCTIONS_PER_FILE,
 ) -> list[FunctionReport]:
     """The examples of every function (top level, methods, static and class methods,
     property getters; as pytest names them), or only ``function``.
+
+    Bounded: the first ``max_functions`` functions are checked, the rest reported with
+    status ``skipped`` and why; past ``deadline`` (a ``time.monotonic()`` value) the
+    functions not yet checked are reported as ``timeout`` without running anything.
 
     Raises ``SyntaxError`` when ``source`` does not parse, ``LookupError`` when
     ``function`` is not defined in it and :class:`ProjectError` when the project's
@@ -373,25 +424,34 @@ def verify_source(
         targets = [(q, n) for q, n in targets if q == function]
         if not targets:
             raise LookupError(f"no function named {function}")
+    over = targets[max_functions:]
+    targets = targets[:max_functions]
     if project is None:
         project = resolve(path, python=python, workspace_roots=workspace_roots)
     docs = _assigned_docs(tree, dict(_functions(tree)))
     undocumented = [q for q, n in targets if q not in docs and _docstring_node(n) is None]
-    if undocumented and ("__doc__" in source or "wraps" in source):
+    left = _time_left(deadline)
+    if undocumented and ("__doc__" in source or "wraps" in source) and (left is None or left > 0):
         # Docstrings made at run time: pytest sees them, so must we (one extra run).
         docs.update(
             _runtime_docs(
                 source,
                 undocumented,
                 project=project,
-                timeout_s=timeout_s,
+                timeout_s=timeout_s if left is None else min(timeout_s, left),
                 limits=limits,
                 cancel=cancel,
             )
         )
+    names = _module_names(tree)
     for name, node in targets:
         if cancel is not None and cancel.is_set():
             break
+        left = _time_left(deadline)
+        if left is not None and left <= 0:
+            why = "not run: the file's time budget ran out before this function"
+            reports.append(FunctionReport(name, node.lineno, _out_of_time(name, node.lineno, why)))
+            continue
         result = _verify_node(
             source,
             name,
@@ -401,6 +461,15 @@ def verify_source(
             cancel=cancel,
             limits=limits,
             doc=docs.get(name),
+            deadline=deadline,
+            module_names=names,
         )
         reports.append(FunctionReport(name, node.lineno, result))
+    for name, node in over:
+        why = (
+            f"not verified: only the first {max_functions} functions of a file are; "
+            f"`phi-lsp verify --function {name}` checks this one"
+        )
+        skipped = VerifyResult("skipped", reason=why, function=name, line=node.lineno)
+        reports.append(FunctionReport(name, node.lineno, skipped))
     return reports

@@ -102,7 +102,7 @@ def _print_text(path: str, reports: list[FunctionReport], project: Project) -> N
     for rep in reports:
         r = rep.result
         head = f"{path}:{rep.line}: {rep.name}: {r.status}"
-        if r.status == "no-examples":
+        if r.status in ("no-examples", "skipped"):
             print(f"{head} ({r.reason})")
             continue
         print(f"{head} ({r.passed} passed, {r.failed} failed) {r.elapsed_ms:.0f} ms")

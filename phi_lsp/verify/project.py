@@ -33,8 +33,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from phi_lsp.verify.compare import PYTEST_DEFAULT_FLAGS
+
 ROOT_MARKERS = ("pyproject.toml", "setup.cfg", "setup.py", ".git")
-DEFAULT_OPTIONFLAGS = ("ELLIPSIS",)  # pytest's default doctest_optionflags
+DEFAULT_OPTIONFLAGS = PYTEST_DEFAULT_FLAGS  # no doctest_optionflags set: pytest's default
 SCRIPT_MODULE = "__phi_verify__"  # the module name of an unsaved buffer
 MIN_VERSION = (3, 9)
 _PROBE_TIMEOUT_S = 20.0
