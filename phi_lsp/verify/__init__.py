@@ -17,10 +17,14 @@ import threading
 import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypedDict
 
 from phi_lsp.verify.examples import Check, ExtractResult, Skipped, extract
 from phi_lsp.verify.project import Project, ProjectError, resolve
 from phi_lsp.verify.sandbox import Limits, VerifyResult, run_checks, shutdown_pool
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = [
     "Check",
@@ -31,6 +35,7 @@ __all__ = [
     "Project",
     "ProjectError",
     "Skipped",
+    "VerifyOptions",
     "VerifyResult",
     "extract",
     "find_function",
@@ -41,6 +46,70 @@ __all__ = [
 
 
 MAX_FUNCTIONS_PER_FILE = 500  # verify_source checks these; the rest are reported "skipped"
+
+
+class VerifyOptions(TypedDict, total=False):
+    """Where and how examples run: keywords of ``verify_function`` and ``verify_source``,
+    all optional."""
+
+    path: str | None  # the module's file: its project and dotted name come from it
+    python: str | None  # --python / pythonPath; None: found as project.resolve says
+    workspace_roots: Sequence[str]  # the LSP workspace folders
+    project: Project | None  # already resolved: path, python, workspace_roots unused then
+    cancel: threading.Event | None  # set it to kill the child
+    limits: Limits | None
+    deadline: float | None  # time.monotonic(): extraction stops, nothing starts, after it
+
+
+def _checked(options: VerifyOptions) -> VerifyOptions:
+    unknown = sorted(set(options) - VerifyOptions.__optional_keys__)
+    if unknown:
+        raise TypeError(f"unexpected keyword argument(s): {', '.join(unknown)}")
+    return options
+
+
+def _project(options: VerifyOptions) -> Project:
+    """The given project, else the one ``path`` is in (ProjectError: no usable Python)."""
+    project = options.get("project")
+    if project is not None:
+        return project
+    return resolve(
+        options.get("path"),
+        python=options.get("python"),
+        workspace_roots=options.get("workspace_roots", ()),
+    )
+
+
+def _time_left(deadline: float | None) -> float | None:
+    return None if deadline is None else deadline - time.monotonic()
+
+
+def _expired(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() >= deadline
+
+
+def _run(
+    source: str,
+    name: str,
+    checks: Sequence[Check],
+    timeout_s: float,
+    project: Project,
+    options: VerifyOptions,
+    line_offset: int = 0,
+) -> VerifyResult:
+    """``run_checks`` in ``project``; the timeout ends at the deadline at the latest."""
+    left = _time_left(options.get("deadline"))
+    return run_checks(
+        source,
+        name,
+        checks,
+        timeout_s if left is None else min(timeout_s, left),
+        line_offset=line_offset,
+        path=project.file,
+        cancel=options.get("cancel"),
+        limits=options.get("limits"),
+        project=project,
+    )
 
 
 @dataclass
@@ -156,10 +225,6 @@ def _module_names(tree: ast.Module) -> frozenset[str]:
     return frozenset(names)
 
 
-def _time_left(deadline: float | None) -> float | None:
-    return None if deadline is None else deadline - time.monotonic()
-
-
 def _out_of_time(name: str, line: int, why: str, skipped: list[dict] | None = None) -> VerifyResult:
     return VerifyResult("timeout", reason=why, function=name, line=line, skipped=skipped or [])
 
@@ -226,11 +291,9 @@ _DOC_CHUNK = 900  # characters of a docstring per probe value (its repr stays un
 def _runtime_docs(
     source: str,
     names: list[str],
-    *,
-    project: Project,
     timeout_s: float,
-    limits: Limits | None,
-    cancel: threading.Event | None,
+    project: Project,
+    options: VerifyOptions,
 ) -> dict[str, _Doc]:
     """Docstrings that only exist once the module has run (``f.__doc__ = other.__doc__``,
     ``functools.wraps``), asked of the module in the sandbox: first which names have a
@@ -239,16 +302,7 @@ def _runtime_docs(
 
     def ask(exprs: list[str]) -> list[object]:
         checks = [Check("call", e, "None", 0) for e in exprs]
-        r = run_checks(
-            source,
-            "__doc__",
-            checks,
-            timeout_s,
-            path=project.file,
-            cancel=cancel,
-            limits=limits,
-            project=project,
-        )
+        r = _run(source, "__doc__", checks, timeout_s, project, options)
         values: list[object] = []
         for row in r.results:
             try:
@@ -287,14 +341,12 @@ def _verify_node(
     source: str,
     name: str,
     node: FunctionNode,
-    *,
     timeout_s: float,
     project: Project,
-    cancel: threading.Event | None,
-    limits: Limits | None,
-    doc: _Doc | None = None,
-    deadline: float | None = None,
-    module_names: Collection[str] = (),
+    options: VerifyOptions,
+    *,
+    doc: _Doc | None,
+    module_names: Collection[str],
 ) -> VerifyResult:
     t0 = time.perf_counter()
     def_line = node.lineno
@@ -304,24 +356,14 @@ def _verify_node(
             "no-examples", reason=f"{name} has no docstring", function=name, line=def_line
         )
     params, required = _params(node, "." in name)
+    deadline = options.get("deadline")
     found = extract(doc.text, name, params, required, deadline=deadline, module_names=module_names)
     first = doc.line if doc.line is not None else def_line
     skipped = [{"line": first + s.line, "text": s.text, "reason": s.reason} for s in found.skipped]
-    left = _time_left(deadline)
-    if left is not None and left <= 0:
+    if _expired(deadline):
         why = "the time budget ran out before the examples ran"
         return _out_of_time(name, def_line, why, skipped=skipped)
-    result = run_checks(
-        source,
-        name,
-        found.checks,
-        timeout_s if left is None else min(timeout_s, left),
-        line_offset=first,
-        path=project.file,
-        cancel=cancel,
-        limits=limits,
-        project=project,
-    )
+    result = _run(source, name, found.checks, timeout_s, project, options, line_offset=first)
     result.function, result.line, result.skipped = name, def_line, skipped
     if result.status == "no-examples" and skipped:
         result.reason = f"no example could be extracted ({len(skipped)} skipped, see skipped)"
@@ -335,13 +377,7 @@ def verify_function(
     *,
     timeout_s: float = 3.0,
     line: int | None = None,
-    path: str | None = None,
-    cancel: threading.Event | None = None,
-    limits: Limits | None = None,
-    python: str | None = None,
-    project: Project | None = None,
-    workspace_roots: Sequence[str] = (),
-    deadline: float | None = None,
+    **options: Unpack[VerifyOptions],
 ) -> VerifyResult:
     """Run the docstring examples of ``function_name`` (``f`` or ``Class.method``) as
     defined in ``source``, a whole module, imported as pytest imports the file at
@@ -349,12 +385,13 @@ def verify_function(
     source is the file's text with the code to check in it; nothing is written.
 
     ``line`` (1-based ``def`` line) picks one of several definitions of the same name.
-    ``python`` (``--python``/``pythonPath``) and ``workspace_roots`` (the LSP workspace
-    folders) steer :func:`phi_lsp.verify.project.resolve`; ``project`` is one already
-    resolved. ``deadline`` (a ``time.monotonic()`` value) bounds extraction and the run:
-    past it the result is a ``timeout`` and nothing more runs. Never raises for bad
-    input: the result says why (an unusable interpreter is an ``error`` naming it).
+    ``options`` (:class:`VerifyOptions`): ``python`` (``--python``/``pythonPath``) and
+    ``workspace_roots`` steer :func:`phi_lsp.verify.project.resolve`, ``project`` is one
+    already resolved; past ``deadline`` (a ``time.monotonic()`` value) the result is a
+    ``timeout`` and nothing more runs. Never raises for bad input (but an unknown
+    keyword): the result says why (an unusable interpreter is an ``error`` naming it).
     """
+    _checked(options)
     try:
         tree = ast.parse(source)
     except SyntaxError as e:
@@ -373,21 +410,18 @@ def verify_function(
         if "." in function_name:
             why += " (nested functions cannot run on their own; methods are Class.method)"
         return VerifyResult("error", reason=why, function=function_name)
-    if project is None:
-        try:
-            project = resolve(path, python=python, workspace_roots=workspace_roots)
-        except ProjectError as e:
-            return VerifyResult("error", reason=str(e), function=function_name, line=node.lineno)
+    try:
+        project = _project(options)
+    except ProjectError as e:
+        return VerifyResult("error", reason=str(e), function=function_name, line=node.lineno)
     return _verify_node(
         source,
         function_name,
         node,
-        timeout_s=timeout_s,
-        project=project,
-        cancel=cancel,
-        limits=limits,
+        timeout_s,
+        project,
+        options,
         doc=_assigned_docs(tree, dict(_functions(tree))).get(function_name),
-        deadline=deadline,
         module_names=_module_names(tree),
     )
 
@@ -397,26 +431,21 @@ def verify_source(
     function: str | None = None,
     timeout_s: float = 3.0,
     *,
-    path: str | None = None,
-    cancel: threading.Event | None = None,
-    limits: Limits | None = None,
-    python: str | None = None,
-    project: Project | None = None,
-    workspace_roots: Sequence[str] = (),
-    deadline: float | None = None,
     max_functions: int = MAX_FUNCTIONS_PER_FILE,
+    **options: Unpack[VerifyOptions],
 ) -> list[FunctionReport]:
     """The examples of every function (top level, methods, static and class methods,
     property getters; as pytest names them), or only ``function``.
 
-    Bounded: the first ``max_functions`` functions are checked, the rest reported with
-    status ``skipped`` and why; past ``deadline`` (a ``time.monotonic()`` value) the
-    functions not yet checked are reported as ``timeout`` without running anything.
+    ``options`` as :func:`verify_function`'s. Bounded: the first ``max_functions``
+    functions are checked, the rest reported with status ``skipped`` and why; past
+    ``deadline`` the functions not yet checked are ``timeout`` without running anything.
 
     Raises ``SyntaxError`` when ``source`` does not parse, ``LookupError`` when
     ``function`` is not defined in it and :class:`ProjectError` when the project's
     interpreter is missing or broken (before anything runs).
     """
+    _checked(options)
     tree = ast.parse(source)
     reports = []
     targets = _functions(tree)
@@ -426,43 +455,23 @@ def verify_source(
             raise LookupError(f"no function named {function}")
     over = targets[max_functions:]
     targets = targets[:max_functions]
-    if project is None:
-        project = resolve(path, python=python, workspace_roots=workspace_roots)
+    project = _project(options)
+    deadline, cancel = options.get("deadline"), options.get("cancel")
     docs = _assigned_docs(tree, dict(_functions(tree)))
     undocumented = [q for q, n in targets if q not in docs and _docstring_node(n) is None]
-    left = _time_left(deadline)
-    if undocumented and ("__doc__" in source or "wraps" in source) and (left is None or left > 0):
+    if undocumented and ("__doc__" in source or "wraps" in source) and not _expired(deadline):
         # Docstrings made at run time: pytest sees them, so must we (one extra run).
-        docs.update(
-            _runtime_docs(
-                source,
-                undocumented,
-                project=project,
-                timeout_s=timeout_s if left is None else min(timeout_s, left),
-                limits=limits,
-                cancel=cancel,
-            )
-        )
+        docs.update(_runtime_docs(source, undocumented, timeout_s, project, options))
     names = _module_names(tree)
     for name, node in targets:
         if cancel is not None and cancel.is_set():
             break
-        left = _time_left(deadline)
-        if left is not None and left <= 0:
+        if _expired(deadline):
             why = "not run: the file's time budget ran out before this function"
             reports.append(FunctionReport(name, node.lineno, _out_of_time(name, node.lineno, why)))
             continue
         result = _verify_node(
-            source,
-            name,
-            node,
-            timeout_s=timeout_s,
-            project=project,
-            cancel=cancel,
-            limits=limits,
-            doc=docs.get(name),
-            deadline=deadline,
-            module_names=names,
+            source, name, node, timeout_s, project, options, doc=docs.get(name), module_names=names
         )
         reports.append(FunctionReport(name, node.lineno, result))
     for name, node in over:
