@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -201,6 +202,7 @@ class LocalEngine:
         draft_tokens: int = 8,
         threads: int | None = None,
         cuda_graphs: bool | None = None,
+        compiled_decode: bool | None = None,
     ) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
@@ -233,8 +235,110 @@ class LocalEngine:
         # The last request's generated ids and figures (tests and the bench read them).
         self.last_tokens: list[int] = []
         self.last_stats: dict[str, int] = {}
+        # CPU: the one-token decode step compiled by inductor, in the background while
+        # the eager loop serves (status: fast_path). Default on for models that are not
+        # small; PHI_LSP_COMPILE=0/1 overrides.
+        self.fast_path = "cuda-graphs" if self.cuda_graphs else "off"
+        self.fast_path_error = ""
+        self.compile_s: float | None = None
+        self.step_ms: dict[str, float] = {}  # one decode step, eager vs compiled
+        self.compiled_step: Callable[..., Any] | None = None  # checked, used if faster
+        self._compiled: Callable[..., Any] | None = None
+        self._compile_done = threading.Event()
+        if compiled_decode is None:
+            env = os.environ.get("PHI_LSP_COMPILE", "").strip()
+            compiled_decode = (
+                env == "1" if env in ("0", "1") else (not on_cuda and not _is_small(model))
+            )
+        if compiled_decode and not self.cuda_graphs:
+            self._compile_in_background()
+        else:
+            self._compile_done.set()
         if self.cuda_graphs:
             self._capture()
+
+    # -- the compiled CPU decode step --
+
+    def _compile_in_background(self) -> None:
+        self.fast_path = "compiling"
+        threading.Thread(target=self._compile, name="phi-lsp-compile", daemon=True).start()
+
+    def _compile(self) -> None:
+        """Compile the decode step (inductor; sizes dynamic, so one graph serves every
+        cache length) and check it against the eager step; only then does ``generate``
+        switch to it, and only if it is faster (``step_ms``: eager vs compiled, timed
+        alternately). A failure leaves the eager loop in place, with a warning."""
+        t0 = time.perf_counter()
+        try:
+            step = torch.compile(self.model.forward, dynamic=True)
+            with torch.inference_mode():
+                eager, compiled = self._check_tokens(None), self._check_tokens(step)
+                if eager != compiled:
+                    raise RuntimeError(f"greedy tokens differ from eager: {compiled} vs {eager}")
+                self.step_ms = self._time_steps(step)
+            self.compiled_step = step
+            if self.step_ms["compiled"] > 0.95 * self.step_ms["eager"]:
+                self.fast_path = "not faster"
+                log.info(
+                    "compiled decode not faster than eager (%s); decoding eagerly", self.step_ms
+                )
+                return
+            self._compiled = step
+            self.fast_path = "ready"
+        except Exception as e:  # noqa: BLE001 - compilation is an optimisation, never a failure
+            self.fast_path = "failed"
+            self.fast_path_error = f"{type(e).__name__}: {str(e)[:300]}"
+            log.warning("compiled decode unavailable (%s); decoding eagerly", self.fast_path_error)
+        finally:
+            self.compile_s = round(time.perf_counter() - t0, 2)
+            self._compile_done.set()
+
+    def _check_tokens(self, step: Callable[..., Any] | None, n: int = 8) -> list[int]:
+        """Greedy tokens after a fixed prompt, on a scratch cache (the engine's own may be
+        in use by a request meanwhile): twice, so a second length runs the same graph."""
+        ids = self._encode("def add(a, b):\n    return a + b\n\n\ndef scale(x, k):\n") or [0]
+        cache = PrefixCache(self.model.config, capacity=len(ids) + n + 1)
+        cache.reuse(ids)
+        logits = prefill(self.model, ids, cache.kv)
+        out: list[int] = []
+        for _ in range(n):
+            out.append(int(logits.argmax()))
+            logits = decode_one(self.model, out[-1], cache.kv, step)
+        return out
+
+    def _time_steps(self, step: Callable[..., Any], rounds: int = 5) -> dict[str, float]:
+        """Median ms of one decode step, eager and compiled, alternated (a busy machine
+        drifts)."""
+        ids = self._encode("def add(a, b):\n    return a + b\n") or [0]
+        cache = PrefixCache(self.model.config, capacity=len(ids) + 2 * rounds + 1)
+        cache.reuse(ids)
+        prefill(self.model, ids, cache.kv)
+        times: dict[str, list[float]] = {"eager": [], "compiled": []}
+        for _ in range(rounds):
+            for name, fn in (("eager", None), ("compiled", step)):
+                t0 = time.perf_counter()
+                decode_one(self.model, ids[-1], cache.kv, fn)
+                times[name].append((time.perf_counter() - t0) * 1000)
+        return {k: round(sorted(v)[len(v) // 2], 2) for k, v in times.items()}
+
+    def wait_fast_path(self, timeout: float | None = None) -> str:
+        """Block until the background compilation ended (benchmarks, tests); returns
+        ``fast_path``."""
+        self._compile_done.wait(timeout)
+        return self.fast_path
+
+    def status(self) -> dict[str, Any]:
+        """What the engine runs now (``model info``, the server's status)."""
+        return {
+            "dtype": self.info.dtype,
+            "device": self.info.device,
+            "threads": self.threads,
+            # off | compiling | ready | not faster | failed | cuda-graphs
+            "fast_path": self.fast_path,
+            "compile_s": self.compile_s,
+            "step_ms": self.step_ms,
+            **({"fast_path_error": self.fast_path_error} if self.fast_path_error else {}),
+        }
 
     def _capture(self) -> None:
         """Compile and capture the decode step now (while loading), not on the first
@@ -311,6 +415,8 @@ class LocalEngine:
             ids = ids[-budget:]
 
         self._ahead = []
+        if self._compiled is not None and self._step is None:
+            self._step = self._compiled  # the background compilation finished: use it
         reused = self._cache.reuse(ids)
         logits = prefill(self.model, ids[reused:], self._cache.kv)  # [V]
         self._cache.extend(ids[reused:])
@@ -453,17 +559,39 @@ class LocalEngine:
 _SMALL_MODEL_PARAMS = 30_000_000
 
 
+def _is_small(model: Any) -> bool:
+    return sum(p.numel() for p in model.parameters()) < _SMALL_MODEL_PARAMS
+
+
+def physical_cores() -> int:
+    """Physical cores this process may run on (SMT siblings count once): decode is
+    memory-bound, and a second thread per core only competes for the same bandwidth."""
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return max(1, (os.cpu_count() or 2) // 2)
+    cores = set()
+    for c in cpus:
+        topo = f"/sys/devices/system/cpu/cpu{c}/topology/"
+        try:
+            with open(topo + "physical_package_id") as a, open(topo + "core_id") as b:
+                cores.add((a.read().strip(), b.read().strip()))
+        except OSError:
+            return max(1, len(cpus))
+    return max(1, len(cores))
+
+
 def _pick_threads(model: Any, threads: int | None) -> int:
     """Intra-op threads for this engine's forwards; 0 = leave torch's setting alone.
-    ``PHI_LSP_THREADS`` overrides."""
+    ``PHI_LSP_THREADS`` overrides. CPU: one for small models, else physical cores."""
     env = os.environ.get("PHI_LSP_THREADS", "").strip()
     if env.isdigit():
         return int(env)
     if threads is not None:
         return max(0, threads)
-    on_cpu = getattr(getattr(model, "device", None), "type", "cpu") == "cpu"
-    small = sum(p.numel() for p in model.parameters()) < _SMALL_MODEL_PARAMS
-    return 1 if on_cpu and small else 0
+    if getattr(getattr(model, "device", None), "type", "cpu") != "cpu":
+        return 0
+    return 1 if _is_small(model) else physical_cores()
 
 
 @contextmanager

@@ -22,6 +22,7 @@ from urllib.parse import parse_qs, urlparse
 
 from model_runtime import download as download_mod
 from model_runtime.progress import ProgressFn, Reporter, library_progress
+from model_runtime.quant import QUANT_DTYPES
 from model_runtime.types import DEVICES, DTYPES, Engine, EngineInfo, ModelLoadError
 
 log = logging.getLogger(__name__)
@@ -119,8 +120,16 @@ def _parse_random(s: str) -> Spec:
 # --- device and dtype ---------------------------------------------------------------
 
 
+def _has_mps() -> bool:
+    import torch
+
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
+
+
 def resolve_device(device: str) -> str:
-    """auto → cuda if available, else cpu. An explicit cuda without CUDA is an error."""
+    """auto → cuda if available, then Apple's mps, else cpu. An explicit cuda or mps
+    that torch cannot see is an error."""
     if device not in DEVICES:
         raise ModelLoadError(f"device {device!r} is not one of {', '.join(DEVICES)}")
     if device == "cpu":
@@ -133,17 +142,26 @@ def resolve_device(device: str) -> str:
             "device cuda was asked for, but torch sees no CUDA GPU "
             f"(torch {torch.__version__}); use --device cpu or auto"
         )
-    return "cuda" if has_cuda else "cpu"
+    if device == "mps" and not _has_mps():
+        raise ModelLoadError(
+            "device mps was asked for, but torch sees no Apple GPU (Metal) "
+            f"(torch {torch.__version__}); use --device cpu or auto"
+        )
+    if has_cuda and device != "mps":
+        return "cuda"
+    return "mps" if device == "mps" or _has_mps() else "cpu"
 
 
 def resolve_dtype(dtype: str, device: str) -> str:
-    """auto → float16 on CUDA, float32 on CPU (CPU half precision is slow, measured)."""
+    """auto → float16 on CUDA and MPS, float32 on CPU (CPU half precision is slow,
+    measured; on the CPU ``auto`` may still quantize a large model after loading:
+    ``quant.auto_cpu_variant``). int8/int4 are torchao weight-only quantization."""
     if dtype not in DTYPES:
         raise ModelLoadError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}")
-    if dtype == "int8":
-        raise ModelLoadError("dtype int8 is not available yet; use float16 (CUDA) or float32")
+    if dtype == "int4" and device == "mps":
+        raise ModelLoadError("dtype int4 has no kernel on Apple GPUs (mps); use float16 or int8")
     if dtype == "auto":
-        return "float16" if device == "cuda" else "float32"
+        return "float16" if device in ("cuda", "mps") else "float32"
     if device == "cpu" and dtype in ("float16", "bfloat16"):
         log.warning("dtype %s on the CPU is slow (no fast kernels); float32 is faster", dtype)
     return dtype
@@ -177,6 +195,14 @@ def load_engine(
     model, tokenizer, info = load_model_and_tokenizer(
         spec, device=device, dtype=dtype, progress=progress
     )
+    if dtype == "auto" and info.device == "cpu":
+        # The fastest variant that keeps quality (quant.auto_cpu_variant): a large model
+        # is quantized after loading; tiny stays float32.
+        from model_runtime.quant import auto_cpu_variant
+
+        kind = auto_cpu_variant(info.params)
+        if kind:
+            info = _quantize(spec, model, info, kind)
     import inspect
 
     from model_runtime.engine import LocalEngine
@@ -208,6 +234,8 @@ def load_model_and_tokenizer(
     hub = _hub_source(p.target) if p.kind == "hub" else None
     dev = resolve_device(device)
     dt = resolve_dtype(dtype, dev)
+    if dt in QUANT_DTYPES:
+        return _load_quantized(spec, dev, dt, progress)
     if p.kind == "random":
         return _load_random(p, dev, dt)
     if p.kind == "tiny":
@@ -233,6 +261,40 @@ def load_model_and_tokenizer(
         source = f"{p.target} (Hugging Face cache)"
         return _load_pretrained(spec, where, source, dev, dt, True, progress)
     return _load_pretrained(spec, p.target, source, dev, dt, local_only, progress)
+
+
+def _load_quantized(
+    spec: str, device: str, kind: str, progress: ProgressFn | None
+) -> tuple[Any, Any, EngineInfo]:
+    """Load in the float dtype the quantized model computes in, then quantize its linear
+    weights (quant.py)."""
+    from model_runtime import quant
+
+    # The compute dtype is our choice, not the user's: no "bfloat16 on the CPU" warning.
+    log.addFilter(_not_slow_dtype)
+    try:
+        base = quant.compute_dtype(kind, device)
+        model, tokenizer, info = load_model_and_tokenizer(spec, device, base, progress=progress)
+    finally:
+        log.removeFilter(_not_slow_dtype)
+    return model, tokenizer, _quantize(spec, model, info, kind)
+
+
+def _quantize(spec: str, model: Any, info: EngineInfo, kind: str) -> EngineInfo:
+    from dataclasses import replace
+
+    from model_runtime import quant
+
+    model.to(_torch_dtype(quant.compute_dtype(kind, info.device)))
+    try:
+        quant.quantize(model, kind, info.device)
+    except quant.QuantUnavailable as e:
+        raise ModelLoadError(f"{spec}: {e}") from e
+    return replace(info, dtype=kind)
+
+
+def _not_slow_dtype(record: logging.LogRecord) -> bool:
+    return "on the CPU is slow" not in record.getMessage()
 
 
 def _check_model_dir(path: Path) -> None:
@@ -419,7 +481,7 @@ def describe(spec: str, device: str = "auto", dtype: str = "auto") -> dict[str, 
         out.update(source=p.target, backend="openai", weights_present=None)
         return out
     out["backend"] = "local"
-    if dtype == "int8" or dtype not in DTYPES:
+    if dtype not in DTYPES:
         resolve_dtype(dtype, "cpu")  # raises the same error the loader would
     hub_config = _describe_hub(p.target, out) if p.kind == "hub" else None
     dev = resolve_device(device)
@@ -459,6 +521,10 @@ def describe(spec: str, device: str = "auto", dtype: str = "auto") -> dict[str, 
         config, weights = _read_config(hub_config), _weight_files(hub_config.parent)
     if config is not None:
         out.update(_config_facts(config, weights))
+    if dtype == "auto" and dev == "cpu" and out.get("params"):
+        from model_runtime import quant
+
+        out["dtype"] = quant.auto_cpu_variant(int(out["params"])) or out["dtype"]
     return out
 
 

@@ -71,8 +71,9 @@ def llama_missing() -> str:
     return ""
 
 
-def convert_to_gguf(model_dir: Path, out: Path) -> Path:
-    """Convert a ``save_pretrained`` PhiForCausalLM directory to GGUF (f32), atomically.
+def convert_to_gguf(model_dir: Path, out: Path, outtype: str = "f32") -> Path:
+    """Convert a ``save_pretrained`` PhiForCausalLM directory to GGUF (``outtype``: f32,
+    f16, q8_0, ... as the converter's --outtype), atomically.
 
     Runs llama.cpp's converter (fetched by setup-llama.sh) with this interpreter (it
     needs torch, transformers and numpy). A locally trained byte-level BPE is not in the
@@ -97,7 +98,7 @@ def convert_to_gguf(model_dir: Path, out: Path) -> Path:
     env = {**os.environ, "PYTHONPATH": f"{src / 'gguf-py'}{os.pathsep}{src}"}
     try:
         proc = subprocess.run(
-            [sys.executable, "-c", wrapper, str(model_dir), "--outfile", tmp, "--outtype", "f32"],
+            [sys.executable, "-c", wrapper, str(model_dir), "--outfile", tmp, "--outtype", outtype],
             cwd=src,
             env=env,
             capture_output=True,

@@ -12,8 +12,9 @@ from typing import Literal, Protocol
 FinishReason = Literal["eos", "length", "stop", "stop_fn", "cancelled"]
 
 # What ``load_engine`` accepts (the CLI's choices and the settings' checks read these).
-DEVICES = ("auto", "cpu", "cuda")
-DTYPES = ("auto", "float16", "bfloat16", "float32", "int8")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+# int8/int4: torchao weight-only quantization (model_runtime/quant.py).
+DTYPES = ("auto", "float16", "bfloat16", "float32", "int8", "int4")
 
 
 class ModelLoadError(RuntimeError):

@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+# No background torch.compile of the decode step in every test that loads a large model
+# (CPU minutes on a small CI box); tests of the compiled decode ask for it explicitly.
+os.environ.setdefault("PHI_LSP_COMPILE", "0")
 EXAMPLES = ROOT / "examples"
 
 

@@ -190,7 +190,7 @@ def test_corrupt_weights_are_a_load_error_not_a_crash(tmp_path: Path, tiny_dir: 
 @pytest.mark.parametrize(
     ("device", "dtype", "message"),
     [
-        ("cpu", "int8", "int8 is not available yet"),
+        ("cpu", "int2", "dtype 'int2' is not one of"),
         ("cpu", "float8", "dtype 'float8' is not one of"),
         ("tpu", "auto", "device 'tpu' is not one of"),
     ],
