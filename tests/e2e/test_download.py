@@ -73,7 +73,11 @@ def test_model_download_gets_the_files_with_progress_and_resumes_a_dropped_conne
     assert weights > 3 * 1024 * 1024, "the test needs a weights file of several chunks"
     drop_at = weights // 2
     with serve(
-        tiny_repo, drop_after={"model.safetensors": drop_at}, chunk=128 * 1024, delay_s=0.01
+        # ~5 s in all: lines come at most once a second without a terminal.
+        tiny_repo,
+        drop_after={"model.safetensors": drop_at},
+        chunk=128 * 1024,
+        delay_s=0.15,
     ) as (url, hub):
         env = _env(tmp_path, url, HF_TOKEN="hf_test_token_123")
         r = _run(["model", "download", REPO], env)
@@ -87,7 +91,7 @@ def test_model_download_gets_the_files_with_progress_and_resumes_a_dropped_conne
         # Not a terminal: one line per step, percentages increasing to 100.
         pcts = _percents(r.stderr)
         assert pcts and pcts[-1] == 100, r.stderr
-        assert pcts == sorted(pcts) and len(set(pcts)) >= 5, pcts
+        assert pcts == sorted(pcts) and len(set(pcts)) >= 4, pcts
         assert "\r" not in r.stderr
         # The connection was dropped mid-file and the download resumed where it stopped.
         assert hub.dropped == ["model.safetensors"]
