@@ -45,10 +45,7 @@ def run(args: argparse.Namespace) -> int:
         return _info(args)
     if args.model_command == "build-tiny":
         return _build_tiny(args)
-    # download (argparse allows no other action)
-    from model_runtime.download import run_download_command
-
-    return run_download_command(args.spec)
+    return _download(args.spec)  # argparse allows no other action
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -130,6 +127,55 @@ def _build_tiny(args: argparse.Namespace) -> int:
             "model build-tiny",
             f"cannot write {target}: {e}; set PHI_LSP_CACHE_DIR to a writable directory",
         )
+        return 1
+    bar.close()
+    print(path)
+    return 0
+
+
+def _download(spec: str) -> int:
+    """Get a model's files now, with progress on stderr (a bar on a terminal, a line per
+    step otherwise); the directory on stdout. Exit 0 done (or nothing to download), 1
+    failed, 2 bad spec."""
+    from pathlib import Path
+
+    from model_runtime import download
+    from model_runtime.loader import parse_spec
+    from model_runtime.progress import TerminalProgress
+
+    what = "model download"
+    try:
+        p = parse_spec(spec)
+    except ModelLoadError as e:
+        report(what, e)
+        return 2
+    bar = TerminalProgress(sys.stderr)
+    try:
+        if p.kind == "tiny":
+            from model_runtime import tiny
+
+            path = tiny.ensure_tiny(progress=bar)
+        elif (
+            p.kind == "hub"
+            and download.is_cached(p.target)
+            and (download.offline() or not download.hub_reachable())
+        ):
+            path = Path(download.cached_file(p.target, "config.json") or "").parent
+            report(what, f"{spec} is already in the cache")
+        elif p.kind == "hub":
+            path = download.download(p.target, progress=bar)
+        else:
+            kind = {
+                "dir": "a local directory",
+                "random": "random weights made on load",
+                "replay": "a replay file",
+                "openai": "served by a remote server",
+            }[p.kind]
+            report(what, f"{spec} is {kind}: nothing to download")
+            return 0
+    except (ModelLoadError, OSError) as e:  # OSError: the cache directory is not writable
+        bar.close()
+        report(what, e)
         return 1
     bar.close()
     print(path)
