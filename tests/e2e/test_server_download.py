@@ -136,3 +136,32 @@ async def test_offline_says_so_briefly_and_the_tiny_model_is_one_click_away(
     # The details went to the log.
     log = (tmp_path / "server.log").read_text()
     assert "could not load microsoft/phi-1" in log and "phi-lsp model download" in log
+
+
+async def test_show_log_opens_the_log_file_where_the_client_can_show_documents(
+    tmp_path: Path,
+) -> None:
+    env = _hub_env(tmp_path, "http://127.0.0.1:9", HF_HUB_OFFLINE="1")
+    caps = types.ClientCapabilities(
+        text_document=CAPS.text_document,
+        workspace=CAPS.workspace,
+        window=types.WindowClientCapabilities(
+            show_document=types.ShowDocumentClientCapabilities(support=True)
+        ),
+    )
+    async with server(tmp_path, {"model": "microsoft/phi-1"}, env=env, capabilities=caps) as s:
+        s.choice = "Show log"
+        await s.until(lambda: s.client.shown_documents, 60, "window/showDocument")
+        (shown,) = s.client.shown_documents
+        assert shown.uri == (tmp_path / "server.log").as_uri()
+        # Not switched to tiny: the user only asked for the log.
+        assert s.statuses[-1]["model"] == "microsoft/phi-1"
+        assert s.statuses[-1]["state"] == "error"
+
+
+async def test_a_client_without_show_document_gets_only_the_tiny_action(tmp_path: Path) -> None:
+    env = _hub_env(tmp_path, "http://127.0.0.1:9", HF_HUB_OFFLINE="1")
+    caps = types.ClientCapabilities(text_document=CAPS.text_document, workspace=CAPS.workspace)
+    async with server(tmp_path, {"model": "microsoft/phi-1"}, env=env, capabilities=caps) as s:
+        await s.until(lambda: s.requests, 60, "the failed load's message")
+        assert [a.title for a in s.requests[0].actions or []] == [USE_TINY]
