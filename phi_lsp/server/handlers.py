@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from lsprotocol import types
 
@@ -26,7 +27,13 @@ def _snippet_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("$", "\\$").replace("}", "\\}")
 
 
-def build_server(overrides: dict[str, object] | None = None) -> PhiLanguageServer:
+def build_server(
+    overrides: dict[str, object] | None = None,
+    *,
+    watch_parent: Callable[[PhiLanguageServer, int | None], None] | None = None,
+) -> PhiLanguageServer:
+    """The server with its handlers. ``watch_parent(ls, pid)`` runs at ``initialize``
+    with the editor's process id (``serve`` passes the one that exits with the editor)."""
     server = PhiLanguageServer(overrides)
 
     @server.feature(types.INITIALIZE)
@@ -35,9 +42,8 @@ def build_server(overrides: dict[str, object] | None = None) -> PhiLanguageServe
             ls.log_handler.attach(asyncio.get_running_loop())
         ls.client_name = params.client_info.name if params.client_info else ""
         ls.apply_settings(params.initialization_options, initial=True)
-        from phi_lsp.server.process import watch_parent
-
-        watch_parent(ls, params.process_id)
+        if watch_parent is not None:
+            watch_parent(ls, params.process_id)
 
     @server.feature(types.INITIALIZED)
     async def initialized(ls: PhiLanguageServer, params: types.InitializedParams) -> None:

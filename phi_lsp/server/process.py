@@ -31,7 +31,7 @@ def serve(args: argparse.Namespace) -> int:
         if value:
             overrides[key] = value
     log_file = lsp_logging.setup(str(overrides.get("log_level", "info")), args.log_file)
-    server = build_server(overrides)
+    server = build_server(overrides, watch_parent=watch_parent)
     handler = lsp_logging.LspLogHandler(_log_sender(server))
     server.log_handler = handler
     server.log_file = str(log_file) if log_file else None  # "Show log" opens it
