@@ -212,6 +212,8 @@ def _download(
             f"files on the hub: {', '.join(sorted(sizes)) or 'none'}",
         )
     missing = [f for f in files if cached_file(repo_id, f, revision=commit) is None]
+    if missing:
+        _remove_stale_partials(repo_id)
     total = sum(sizes[f] for f in missing)
     log.info(
         "downloading %s (%s) from %s: %d files, %d bytes (%d already cached)",
@@ -247,6 +249,26 @@ def _download(
     ).parent
     reporter.update(total or 1, total=total or 1)
     return snapshot
+
+
+def _remove_stale_partials(repo_id: str, max_age_s: float = 600.0) -> None:
+    """Partial files a killed download left (huggingface_hub names each download's
+    file uniquely and cannot resume another process's): a 2.8 GB model would leave
+    gigabytes each time an editor closes mid-download. One untouched for ``max_age_s``
+    is no other process's live download."""
+    import time
+
+    from huggingface_hub import constants
+
+    blobs = Path(constants.HF_HUB_CACHE) / f"models--{repo_id.replace('/', '--')}" / "blobs"
+    now = time.time()
+    for f in blobs.glob("*.incomplete"):
+        try:
+            if now - f.stat().st_mtime > max_age_s:
+                f.unlink()
+                log.info("removed a stale partial download: %s", f.name)
+        except OSError:
+            pass
 
 
 def _write_ref(repo_id: str, revision: str, commit: str) -> None:

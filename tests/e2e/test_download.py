@@ -290,3 +290,18 @@ def test_the_download_goes_through_the_configured_proxy(tmp_path: Path, tiny_rep
         "model.safetensors"
     ]
     assert hub.proxied >= 4  # model info, HEAD and GET of each file: all via the proxy
+
+
+def test_partial_files_of_a_killed_download_are_cleaned_up(
+    tmp_path: Path, tiny_repo: HubRepo
+) -> None:
+    blobs = tmp_path / "hf" / "hub" / "models--phi-lsp-test--tiny" / "blobs"
+    blobs.mkdir(parents=True)
+    stale, live = blobs / "abc.1234abcd.incomplete", blobs / "abc.5678abcd.incomplete"
+    stale.write_bytes(b"x" * 1000)
+    live.write_bytes(b"y" * 1000)
+    os.utime(stale, (0, 0))  # untouched for ages: a killed download's
+    with serve(tiny_repo) as (url, _hub):
+        r = _run(["model", "download", REPO], _env(tmp_path, url), timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert not stale.exists() and live.exists()  # a fresh one may be another process's
