@@ -461,6 +461,7 @@ out = {}
 for name, src in attacks.items():
     r = verify_function(src, "f", timeout_s=10)
     out[name] = {"status": r.status, "reason": r.reason, "isolated": r.sandbox.get("isolated"),
+                 "launcher": r.sandbox.get("launcher", ""),
                  "got": [x["got"] for x in r.results]}
 sandbox.shutdown_pool()
 print(json.dumps(out))
@@ -557,6 +558,11 @@ def test_attacks_as_an_unprivileged_user(unprivileged: tuple[str, str], user_mod
         victim.wait()
         server.close()
         shutil.rmtree(folder, ignore_errors=True)
+    launcher = {"bwrap": "bubblewrap", "namespaces": "own namespaces", "not-isolated": "not"}
+    if user_mode != "not-isolated" and out["write_exec"]["launcher"].startswith("not"):
+        pytest.skip(f"{user_mode} is not available to an unprivileged user here")
+    assert out["write_exec"]["launcher"].startswith(launcher[user_mode]), out["write_exec"]
+    assert out["write_exec"]["isolated"] is (user_mode != "not-isolated")
     assert out["forge"]["status"] in ("error", "failed")
     assert out["unix"]["status"] == "failed" and "Error" in out["unix"]["got"][0]
     if user_mode != "not-isolated":
