@@ -282,7 +282,7 @@ def _assigned_docs(tree: ast.Module, defs: dict[str, FunctionNode]) -> dict[str,
 
 def _own_doc(node: FunctionNode | None) -> _Doc | None:
     doc = _docstring_node(node) if node is not None else None
-    return _Doc(doc.value, doc.lineno) if doc is not None else None
+    return _Doc(str(doc.value), doc.lineno) if doc is not None else None
 
 
 _DOC_CHUNK = 900  # characters of a docstring per probe value (its repr stays under the cap)

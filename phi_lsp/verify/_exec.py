@@ -193,7 +193,9 @@ class _OneModuleFinder(importlib.abc.MetaPathFinder):
     def __init__(self, spec: importlib.machinery.ModuleSpec) -> None:
         self._spec = spec
 
-    def find_spec(self, fullname: str, path: object = None, target: object = None) -> object:
+    def find_spec(
+        self, fullname: str, path: object = None, target: object = None
+    ) -> importlib.machinery.ModuleSpec | None:
         if fullname == self._spec.name:
             return self._spec
         return None
@@ -223,7 +225,7 @@ def _import(job: dict) -> object:
     if paths:
         sys.path[:] = paths
     _add_site_dirs(paths)
-    is_package = bool(path) and os.path.basename(path) == "__init__.py"
+    is_package = path is not None and os.path.basename(path) == "__init__.py"
     filename = path or "<" + name + ">"
     loader = _SourceLoader(name, source, filename, is_package)
     if path:
@@ -233,6 +235,8 @@ def _import(job: dict) -> object:
             loader=loader,
             submodule_search_locations=[os.path.dirname(path)] if is_package else None,
         )
+        if spec is None:  # never with a loader given; checked for the type
+            raise ImportError(f"cannot import {path} as {name}")
         # Tracebacks and inspect read the candidate, not the file on disk (mtime None:
         # linecache.checkcache keeps it).
         lines = source.splitlines(True)
@@ -305,8 +309,9 @@ def run(job: dict, emit: Callable[[dict], None]) -> None:
     flags = 0
     for feature_name in __future__.all_feature_names:
         feature = getattr(__future__, feature_name)
+        flag = feature.compiler_flag  # (read before `is` narrows feature to Optional)
         if globs.get(feature_name) is feature:
-            flags |= feature.compiler_flag
+            flags |= flag
     sys.displayhook = _displayhook
     test_name = _str(job["module_name"]) + "." + _str(job.get("function") or "")
     for i, example in enumerate(job["examples"]):

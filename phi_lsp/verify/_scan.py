@@ -216,10 +216,11 @@ def _arith(node: ast.expr, budget: list[int]) -> float:
     budget[0] -= 1
     if budget[0] < 0:
         raise ValueError("too long")
-    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
-        if abs(node.value) > 1e12:
+    value = node.value if isinstance(node, ast.Constant) else None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if abs(value) > 1e12:
             raise ValueError("too big")
-        return node.value
+        return value
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
         v = _arith(node.operand, budget)
         return -v if isinstance(node.op, ast.USub) else v

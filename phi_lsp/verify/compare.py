@@ -56,10 +56,16 @@ _NUMBER_CAP = 10_000  # numbers per text NUMBER rewrites (pytest has no cap; we 
 
 
 class CheckLike(Protocol):
-    kind: str  # "doctest" | "call"
-    expected: str  # doctest want, or the expected literal's source
-    exc_msg: str | None
-    options: Mapping[str, bool]
+    """What judging reads of an example (read-only, so a frozen ``Check`` fits)."""
+
+    @property
+    def kind(self) -> str: ...  # "doctest" | "call"
+    @property
+    def expected(self) -> str: ...  # doctest want, or the expected literal's source
+    @property
+    def exc_msg(self) -> str | None: ...
+    @property
+    def options(self) -> Mapping[str, bool]: ...
 
 
 def judge(

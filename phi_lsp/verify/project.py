@@ -223,7 +223,7 @@ def _read_toml(path: Path) -> dict | None:
         import tomllib
     except ImportError:  # Python 3.10
         try:
-            import tomli as tomllib  # type: ignore[no-redef]
+            import tomli as tomllib
         except ImportError:
             return None
     try:
@@ -394,7 +394,7 @@ def resolve(
             sys_path=info.path,
             optionflags=DEFAULT_OPTIONFLAGS,
         )
-    config_path, cfg = locate_config(start)
+    config_path, cfg = locate_config(file.parent)
     config_dir = config_path.parent if config_path is not None else None
     flags = _as_args(cfg.get("doctest_optionflags")) if "doctest_optionflags" in cfg else []
     optionflags = tuple(flags) if "doctest_optionflags" in cfg else DEFAULT_OPTIONFLAGS
