@@ -1,13 +1,15 @@
 """The language server: ``phi-lsp --stdio`` (default) or ``--tcp --host H --port N``.
 
+    framing.py         reading frames without trusting their headers (stdio and TCP)
     protocol.py        pygls' protocol with what editors notice (UTF-16, errors not silence)
     handlers.py        the LSP handlers, thin: parse, call, convert — ``build_server``
     app.py             the server object: settings, capabilities, model status to the client
-    store.py           open documents, edit batching, parsing on its own thread, typed-ahead
+    store.py           open documents, edit batching, parsing on its own threads, typed-ahead
     suggest.py         one suggestion: typed-ahead, else the pipeline on a snapshot
     models.py          ``ModelManager``: settings → engine config → worker → completer
                        (also the loading path of ``phi_lsp.api``; no pygls there)
     verify_command.py  ``phiLsp.verifyFunction``
+    verification.py    may examples run here (isolation, verifyUnisolated); which interpreter
     process.py         ``serve``: stdio, exiting with the editor, no child left behind
 
 The model loads in the background after ``initialized``; until it is ready (or if it
