@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, TypedDict
 
@@ -138,6 +139,7 @@ class _Job:
     path: str | None  # the document's file: the examples run inside its project
     python: str | None  # pythonPath; None: found as verify/project.py says
     workspace_roots: tuple[str, ...]
+    deadline: float  # time.monotonic(): extraction stops, no example starts, after it
 
 
 def _run(job: _Job) -> tuple[str, int, VerifyReply]:
@@ -156,6 +158,7 @@ def _run(job: _Job) -> tuple[str, int, VerifyReply]:
         path=job.path,
         python=job.python,
         workspace_roots=job.workspace_roots,
+        deadline=job.deadline,
     )
     return name, def_line, reply_of(result)
 
@@ -175,8 +178,10 @@ async def verify_at(ls: PhiLanguageServer, args: Sequence[object]) -> VerifyRepl
     cancel = threading.Event()
     timeout_s = settings.verify_timeout_ms / 1000
     # Extraction and the sandbox's start are bounded too: the budget is the examples'
-    # timeout plus a margin for them.
+    # timeout plus a margin for them. The verifier stops at the deadline itself; the
+    # wait below is the backstop for a thread that cannot.
     budget_s = timeout_s + BUDGET_MARGIN_S
+    deadline = time.monotonic() + budget_s
     job = _Job(
         snap.doc,
         line,
@@ -185,10 +190,11 @@ async def verify_at(ls: PhiLanguageServer, args: Sequence[object]) -> VerifyRepl
         to_fs_path(uri),
         settings.python_path or None,
         ls.verification.workspace_roots(ls),
+        deadline,
     )
     try:
         fut = asyncio.get_running_loop().run_in_executor(ls.pool, _run, job)
-        name, _, reply = await asyncio.wait_for(fut, budget_s)
+        name, _, reply = await asyncio.wait_for(fut, budget_s + 1.0)
     except asyncio.TimeoutError:
         cancel.set()
         why = f"verification took over {budget_s:g} s and was stopped"
