@@ -228,3 +228,29 @@ def test_threads_are_physical_cores_for_models_that_are_not_small(
     assert _pick_threads(torch.nn.Linear(10, 10), None) == 1
     monkeypatch.setenv("PHI_LSP_THREADS", "3")
     assert _pick_threads(big, None) == 3
+
+
+def test_bench_reports_the_variant_and_bound_share_from_quantized_bytes() -> None:
+    """``phi-lsp bench --dtype int4 --json``: the real CLI, one JSON object."""
+    p = subprocess.run(
+        [sys.executable, "-m", "phi_lsp", "bench", "--model", "tiny", "--dtype", "int4"]
+        + ["--prompt-tokens", "200", "--new-tokens", "8", "--runs", "1", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "PHI_LSP_COMPILE": "0"},
+    )
+    assert p.returncode == 0, p.stderr[-2000:]
+    out = json.loads(p.stdout)
+    eng = out.get("engine", out)  # the suite's object, alone or keyed by suite
+    assert eng["variant"] == eng["dtype"] == "int4"
+    assert eng["fast_path"] == "off" and eng["load_ms"] > 0
+    assert eng["bound_share"] > 0
+    from model_runtime import load_engine
+    from phi_lsp.bench.engine import decode_bytes_per_token
+
+    # The roofline counts the bytes as stored: int4 linears at ~1/8 of float32 (tiny's
+    # output layer, 16-unaligned, stays bfloat16).
+    fp32 = load_engine("tiny", device="cpu", dtype="float32")
+    context = eng["prompt_tokens"] + 4
+    assert eng["decode_bytes_per_token"] < 0.6 * decode_bytes_per_token(fp32.model, context)  # type: ignore[attr-defined]
