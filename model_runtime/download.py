@@ -236,7 +236,7 @@ def _download(
     reporter.update(0, total=total or None)
     for name in missing:
         before = done
-        path = hf_hub_download(repo_id, name, revision=commit, tqdm_class=_FileProgress(add))  # type: ignore[arg-type]
+        path = hf_hub_download(repo_id, name, revision=commit, tqdm_class=_FileProgress(add))  # type: ignore[call-overload]
         # A file served without a length (or served again from 0 after a resume the
         # server ignored) is counted by its known size once finished.
         done = before + sizes[name]

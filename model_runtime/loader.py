@@ -176,7 +176,7 @@ def load_engine(
     dtype: str = "auto",
     *,
     progress: ProgressFn | None = None,
-    **options: object,
+    **options: Any,
 ) -> Engine:
     """``progress`` hears the long first steps of a local model: the download of a hub
     id that is not cached, the build of ``tiny``, the load (``model_runtime.progress``)."""
@@ -184,14 +184,14 @@ def load_engine(
     if p.kind == "replay":
         from model_runtime.backends.replay import ReplayEngine
 
-        delay = float(options.get("replay_delay_s", 0.0))  # type: ignore[arg-type]
+        delay = float(options.get("replay_delay_s", 0.0))
         return ReplayEngine(p.target, delay_s=delay)
     if p.kind == "openai":
         # A remote OpenAI-compatible server; options: remote_model, api_key_env, timeout_s,
         # verify_tls (see backends/openai.py). device/dtype are the server's business.
         from model_runtime.backends.openai import OpenAIEngine
 
-        return OpenAIEngine(p.target, **options)  # type: ignore[arg-type]
+        return OpenAIEngine(p.target, **options)
     model, tokenizer, info = load_model_and_tokenizer(
         spec, device=device, dtype=dtype, progress=progress
     )
@@ -349,7 +349,7 @@ def _load_pretrained(
     except Exception as e:  # OSError, hub errors, bad config/weights: one clear message
         raise ModelLoadError(f"cannot load {spec} from {source}: {e}") from e
     if device == "cpu":
-        model.to("cpu")
+        model.to("cpu")  # type: ignore[arg-type]  # transformers' annotation of .to is wrong
     model.eval().requires_grad_(False)  # inference only: no autograd bookkeeping
     reporter.update(1, total=1)
     return model, tokenizer, _info(spec, source, model, device, dtype)

@@ -218,7 +218,7 @@ class _Reporting(_Silent):
 
 def _hook(factory: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     reporter: Reporter | None = getattr(_local, "reporter", None)
-    iterable = args[0] if args else kwargs.get("iterable")
+    iterable: Any = args[0] if args else kwargs.get("iterable")
     desc = str(kwargs.get("desc", ""))
     if reporter is not None and desc.startswith("Loading weights"):
         total = kwargs.get("total")

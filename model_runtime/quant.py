@@ -137,7 +137,8 @@ def _int8_kernel_on_cpu(model: Any) -> None:
             # The scales in the activations' dtype, converted once: the kernel wants them
             # so, and inductor's lowering of it takes only a stored tensor there.
             dtype = mod.bias.dtype if mod.bias is not None else torch.bfloat16
-            scale = mod.weight.scale.reshape(-1).to(dtype).contiguous()
+            weight: Any = mod.weight  # a torchao tensor subclass: qdata + scale
+            scale = weight.scale.reshape(-1).to(dtype).contiguous()
             mod.register_buffer("int8_scale", scale, persistent=False)
             mod.forward = types.MethodType(_int8_linear, mod)  # type: ignore[method-assign]
 

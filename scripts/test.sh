@@ -9,4 +9,5 @@ PY=${PYTHON:-python3}
 .venv/bin/python -m pip install -q "torch==2.13.0" -e ".[test]"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+.venv/bin/mypy  # phi_lsp and model_runtime ([tool.mypy] in pyproject.toml)
 exec .venv/bin/python -m pytest -ra "$@"

@@ -38,7 +38,7 @@ import seccomp  # noqa: E402
 del sys.path[0]
 
 _write = os.write
-_BUILTINS = dict(__builtins__.__dict__ if hasattr(__builtins__, "__dict__") else __builtins__)
+_BUILTINS = dict(__builtins__.__dict__ if hasattr(__builtins__, "__dict__") else __builtins__)  # type: ignore[arg-type]
 _enc_str = json.encoder.encode_basestring_ascii
 _isinstance = isinstance
 _int, _float, _str = int, float, str  # user code may rebind the builtins' names
@@ -72,7 +72,7 @@ def _enc(obj: object) -> str:
     if _isinstance(obj, _float):
         return _float.__repr__(obj)
     if _isinstance(obj, _str):
-        return _enc_str(obj)
+        return _enc_str(obj)  # type: ignore[arg-type]  # the _isinstance alias does not narrow
     return _enc_str(object.__repr__(obj))  # flat messages only: anything else as text
 
 
@@ -269,7 +269,7 @@ def _rlimits(limits: dict) -> bool:
         value = limits.get(key)
         if not _isinstance(value, (int, float)) or _isinstance(value, bool):
             continue
-        value = int(value * unit)
+        value = int(value * unit)  # type: ignore[operator]  # a number: checked above
         try:
             _soft, hard = resource.getrlimit(which)
             if hard != resource.RLIM_INFINITY:

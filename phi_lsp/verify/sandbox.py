@@ -390,8 +390,9 @@ class _Child:
             with contextlib.suppress(OSError):
                 os.close(self.pidfd)
         for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
-            with contextlib.suppress(Exception):
-                f.close()
+            if f is not None:
+                with contextlib.suppress(Exception):
+                    f.close()
         if self.host_tmp:
             _remove_tree(self.host_tmp)
 
