@@ -594,6 +594,7 @@ class Screen:
     def __init__(self, tmp: Path, nvim: str, setup: dict[str, Any], file: Path) -> None:
         self.socket = f"phi-test-{os.getpid()}-{time.monotonic_ns()}"
         self.messages = tmp / "messages.txt"
+        self.seen: list[str] = []  # every screen read, in order
         init = tmp / "screen-init.lua"
         init.write_text(SCREEN_INIT)
         env = {
@@ -619,7 +620,9 @@ class Screen:
         ).stdout
 
     def text(self) -> str:
-        return self.tmux("capture-pane", "-p")
+        screen = self.tmux("capture-pane", "-p")
+        self.seen.append(screen)
+        return screen
 
     def wait(self, needle: str, timeout: float = 90) -> str:
         screen = wait_for(lambda: needle in (s := self.text()) and s, timeout=timeout, every=0.2)
@@ -672,6 +675,9 @@ def test_screen_missing_model_one_message_no_press_enter(
     monkeypatch.setenv("HF_HOME", str(project / "empty-hf-home"))
     s = screen({}, project / "add.py")  # default model: microsoft/phi-1
     shown = s.wait("Phi error")
+    # While the server started, the status line said so (never "stopped").
+    states = [m.group(1) for sc in s.seen if (m := re.search(r"Phi (\w+)", sc))]
+    assert "stopped" not in states and states[0] in ("starting", "loading"), states
     time.sleep(2)  # anything said late shows up too
     shown = s.text()
     assert "Press ENTER" not in shown and "Type number" not in shown, shown

@@ -111,8 +111,12 @@ def _drive(
         CHROMIUM,
         *args,
     ]
+    from model_runtime.tiny import cache_root
+
+    # drive.mjs moves XDG_CACHE_HOME: the built tiny model stays where it is.
+    base = {**os.environ, "PHI_LSP_CACHE_DIR": str(cache_root())}
     proc = subprocess.run(
-        cmd, capture_output=True, text=True, timeout=420, env={**os.environ, **(env or {})}
+        cmd, capture_output=True, text=True, timeout=600, env={**base, **(env or {})}
     )
     print(proc.stdout)
     assert proc.returncode == 0, f"drive.mjs failed:\n{proc.stdout}\n{proc.stderr}"
@@ -146,6 +150,8 @@ def test_ghost_text_in_vscode_is_accepted_with_tab(
         "--verify-expect",
         "✓ 1/1",
         "--toggle-check",
+        "--accept-word",
+        "--restart-check",
         "--latency-runs",
         str(LATENCY_TRIES),
         "--screenshot",
@@ -162,6 +168,12 @@ def test_ghost_text_in_vscode_is_accepted_with_tab(
     # "Toggle Completions" reached the server and came back as its state.
     assert res["statusBarToggledOff"].startswith("Phi disabled"), res
     assert res["statusBarToggledOn"].startswith("Phi ready"), res
+    # VS Code's Accept Word (Ctrl+Right) on our item: one word, the rest still shown.
+    assert res["afterAcceptWord"].rstrip("\n").endswith("    return"), res["afterAcceptWord"]
+    assert "a + b" in res["ghostAfterAcceptWord"], res
+    # A restart is no error: the output has no [error] line (nor warnings as errors).
+    assert res["statusBarAfterRestart"] == "Phi ready", res
+    assert res["outputErrors"] == [], res["outputErrors"]
 
     delays = res["latencyMs"]
     assert len(delays) == LATENCY_TRIES
@@ -272,3 +284,56 @@ def test_readme_vscode_steps_in_a_clean_clone_end_with_ghost_text(
     res = _drive(tmp_path, None, settings, "--extensions-dir", str(exts))
     assert res["pass"] is True
     assert res["savedText"].rstrip("\n") == SOURCE + "    return a + b", res["savedText"]
+
+
+def test_missing_model_then_use_tiny_gives_ghost_text_without_restart(
+    tmp_path: Path, vsix: Path
+) -> None:
+    """Offline, default model: the toast's "Use the tiny demo model" leads to ghost
+    text in the same window, and becomes the user's phiLsp.model."""
+    settings = _server_settings(tmp_path)
+    del settings["phiLsp.model"]
+    env = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "empty-hf-home")}
+    user = tmp_path / "user-data"
+    res = _drive(
+        tmp_path,
+        vsix,
+        settings,
+        "--first-action",
+        "Use the tiny demo model",
+        "--expect",
+        "*",
+        "--timeout",
+        "240",
+        "--user-data",
+        str(user),
+        env=env,
+    )
+    assert res["pass"] is True, res
+    assert len(res["firstToast"]) < 200, res["firstToast"]
+    assert res["ghostText"].strip(), res
+    saved = json.loads((user / "User/settings.json").read_text())
+    assert saved["phiLsp.model"] == "tiny", saved
+
+
+def test_cpu_warning_once_per_model_not_at_every_start(tmp_path: Path, vsix: Path) -> None:
+    """A local model on the CPU: warned at the first start, not at the second."""
+    settings = _server_settings(tmp_path)
+    settings["phiLsp.model"] = "random:phi-1?layers=1"
+    user = tmp_path / "user-data"
+    seen = []
+    for run in ("first", "second"):
+        (tmp_path / run).mkdir()
+        res = _drive(
+            tmp_path / run,
+            vsix,
+            settings,
+            "--status-only",
+            "--status-expect",
+            "Phi ready",
+            "--user-data",
+            str(user),
+        )
+        seen.append([t for t in res["notifications"].splitlines() if "CPU" in t])
+    assert len(seen[0]) == 1, seen
+    assert seen[1] == [], seen

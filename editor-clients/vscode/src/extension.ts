@@ -2,6 +2,8 @@
 // comes from the server's textDocument/inlineCompletion, which
 // vscode-languageclient >= 10 wires to VS Code's inline suggestions.
 import * as cp from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import * as readline from 'node:readline';
 import * as vscode from 'vscode';
 import {
@@ -22,8 +24,9 @@ import { onPythonChanged, resolveServerCommand, SECTION, ServerCommand, serverKe
 import { StatusItem, StatusParams, VerificationParams, isVerification, verificationText } from './status';
 
 const SHOW_OUTPUT = 'phiLsp.showOutput';
-// Models the CPU warning was shown for (globalState): once per model, not every start.
-const CPU_WARNED = 'phiLsp.cpuWarnedModels';
+// Models the CPU warning was shown for, in the extension's global storage (a file
+// written at once: globalState may not be flushed when the window is killed).
+const CPU_WARNED = 'cpu-warned-models.json';
 // The same message again within this long is the same event.
 const REPEAT_MS = 5000;
 
@@ -188,11 +191,9 @@ function showServerMessage(params: ShowMessageParams): void {
   }
   if (!once(text)) return;
   if (params.type === MessageType.Warning && /\bCPU\b/.test(text)) {
-    const model = status.current.state.model ?? '';
-    const warned = context.globalState.get<string[]>(CPU_WARNED, []);
     output.warn(text);
-    if (warned.includes(model)) return;
-    void context.globalState.update(CPU_WARNED, [...warned, model]);
+    const model = status.current.state.model || vscode.workspace.getConfiguration(SECTION).get<string>('model', '');
+    if (!firstCpuWarning(model)) return;
   }
   switch (params.type) {
     case MessageType.Error:
@@ -205,6 +206,25 @@ function showServerMessage(params: ShowMessageParams): void {
     default:
       void vscode.window.showInformationMessage(text);
   }
+}
+
+/** True the first time ever for `model` (remembered in global storage). */
+function firstCpuWarning(model: string): boolean {
+  const file = path.join(context.globalStorageUri.fsPath, CPU_WARNED);
+  let warned: string[] = [];
+  try {
+    warned = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch {
+    // none yet (or unreadable: warn again rather than never)
+  }
+  if (warned.includes(model)) return false;
+  try {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(file, JSON.stringify([...warned, model]));
+  } catch (e) {
+    output.warn(`[phi-lsp] could not remember the CPU warning: ${e}`);
+  }
+  return true;
 }
 
 /**

@@ -8,7 +8,8 @@
 //                  [--extension X.vsix] [--settings JSON] [--trigger TEXT]
 //                  [--status-expect TEXT] [--verify-expect TEXT] [--latency-runs N]
 //                  [--toggle-check] [--status-only] [--tooltip]
-//                  [--workspace-from DIR] [--extensions-dir DIR]
+//                  [--workspace-from DIR] [--extensions-dir DIR] [--user-data DIR]
+//                  [--accept-word] [--restart-check] [--first-action TITLE]
 //                  [--screenshot FILE.png] [--result FILE.json]
 //                  [--timeout SEC] [--retype SEC] [--chromium PATH] [--tmp DIR] [--keep]
 //
@@ -26,6 +27,12 @@
 // --workspace-from DIR: the workspace is a copy of DIR and FILE a path inside it
 // (opened with Quick Open). --extensions-dir DIR: extensions already installed
 // there (e.g. by the README's `code --install-extension`); nothing is installed.
+// --user-data DIR: VS Code's user data dir (kept: globalState survives runs).
+// --accept-word: before Tab, Ctrl+Right (VS Code's Accept Word) must insert the
+// first word only and leave the rest shown. --restart-check: at the end, "Restart
+// Server" must bring "Phi ready" back; the phi-lsp output's [error] lines are
+// recorded (result.outputErrors). --first-action TITLE: click that button on the
+// first toast that has it before typing. --expect '*': any ghost text.
 // --tooltip: hover the status bar item and record its tooltip. The toasts shown
 // by the end are recorded in every mode (result.notifications).
 import { spawn, execFileSync } from 'node:child_process';
@@ -48,6 +55,10 @@ const { values: opt } = parseArgs({
     'status-only': { type: 'boolean', default: false },
     'toggle-check': { type: 'boolean', default: false },
     tooltip: { type: 'boolean', default: false },
+    'user-data': { type: 'string' },
+    'accept-word': { type: 'boolean', default: false },
+    'restart-check': { type: 'boolean', default: false },
+    'first-action': { type: 'string' },
     'workspace-from': { type: 'string' },
     'extensions-dir': { type: 'string' },
     'latency-runs': { type: 'string', default: '0' },
@@ -79,6 +90,9 @@ const FILE_REL = FROM ? path.relative(FROM, path.resolve(opt.file)) : path.basen
 const FILE_NAME = path.basename(opt.file);
 const FILE_TEXT = fs.readFileSync(opt.file, 'utf8');
 const TRIGGER = opt.trigger;
+const ANY = opt.expect === '*';
+let EXPECT = opt.expect; // '*': set to the first ghost text seen
+const shows = (text) => (ANY && EXPECT === '*' ? text.trim().length > 0 : text.includes(EXPECT));
 const LATENCY_RUNS = Number(opt['latency-runs']);
 const TIMEOUT_MS = Number(opt.timeout) * 1000;
 // No ghost text this long after typing: erase and retype. The wait doubles
@@ -91,7 +105,9 @@ const { chromium } = createRequire(path.join(INSTALL, 'package.json'))('playwrig
 fs.mkdirSync(opt.tmp, { recursive: true });
 const TMP = fs.mkdtempSync(path.join(path.resolve(opt.tmp), 'vsc-inline-'));
 const D = (...p) => { const d = path.join(TMP, ...p); fs.mkdirSync(d, { recursive: true }); return d; };
-const userData = D('user-data'), ws = D('workspace');
+const userData = opt['user-data'] ? path.resolve(opt['user-data']) : D('user-data');
+fs.mkdirSync(userData, { recursive: true });
+const ws = D('workspace');
 const extDir = opt['extensions-dir'] ? path.resolve(opt['extensions-dir']) : D('extensions');
 // VS Code and code-server put unix sockets (max 107 bytes of path) here.
 const RUN = path.join(TMP, 'run').length <= 48 ? D('run') : fs.mkdtempSync('/tmp/vsc-run-');
@@ -212,6 +228,14 @@ async function main() {
   log(`${FILE_NAME} open in the editor`);
 
   const norm = (s) => s.replace(/\u00a0/g, ' ');
+  if (opt['first-action']) {
+    const button = page.locator('.notifications-toasts .monaco-button', { hasText: opt['first-action'] }).first();
+    await button.waitFor({ timeout: 90000 });
+    result.firstToast = norm((await page.locator('.notifications-toasts .notification-list-item-message').first().textContent()) || '');
+    await button.click();
+    log(`clicked ${JSON.stringify(opt['first-action'])} on ${JSON.stringify(result.firstToast)}`);
+    await lines.click();
+  }
   const statusItem = page.locator('.statusbar-item', { hasText: /Phi / }).first();
   const statusText = async () => norm(((await statusItem.textContent({ timeout: 2000 }).catch(() => '')) || '').trim());
   const waitStatus = async (expect, ms) => {
@@ -266,7 +290,7 @@ async function main() {
   };
   const tType = Date.now();
   let ghostText = '', attempts = 0, tLastKey = tType;
-  while (!ghostText.includes(opt.expect) && Date.now() - tType < TIMEOUT_MS) {
+  while (!shows(ghostText) && Date.now() - tType < TIMEOUT_MS) {
     if (attempts > 0) await erase(TRIGGER.length);
     attempts += 1;
     await page.keyboard.type(TRIGGER, { delay: 50 });
@@ -274,7 +298,7 @@ async function main() {
     const wait = Math.min(RETYPE_MS, 1000 * 2 ** (attempts - 1));
     while (Date.now() - tLastKey < wait && Date.now() - tType < TIMEOUT_MS) {
       ghostText = await ghostNow();
-      if (ghostText.includes(opt.expect)) break;
+      if (shows(ghostText)) break;
       await page.waitForTimeout(100);
     }
   }
@@ -286,7 +310,9 @@ async function main() {
   await page.screenshot({ path: shot });
   result.screenshot = shot;
   log(`screenshot: ${shot}`);
-  if (!ghostText.includes(opt.expect)) {
+  if (ANY && shows(ghostText)) EXPECT = ghostText.trim().split('\n')[0].trim();
+  result.ghostText = ghostText;
+  if (!shows(ghostText)) {
     fail(`no ghost text containing ${JSON.stringify(opt.expect)} within ${opt.timeout}s, ${attempts} typing attempts (seen: ${JSON.stringify(ghostText)})`);
   }
   log(`ghost text ${JSON.stringify(ghostText.trim())} shown ${secs(tLastKey)} after the last keystroke` +
@@ -312,14 +338,14 @@ async function main() {
     await page.keyboard.press('Escape');
     let quiet = Date.now();
     while (Date.now() - quiet < 300) { // no ghost text for 300 ms: no stale one counts
-      if ((await ghostNow()).includes(opt.expect)) { await page.keyboard.press('Escape'); quiet = Date.now(); }
+      if ((await ghostNow()).includes(EXPECT)) { await page.keyboard.press('Escape'); quiet = Date.now(); }
       await page.waitForTimeout(50);
     }
     const seen = page.waitForFunction((expect) => {
       const text = [...document.querySelectorAll('.editor-instance [class*="ghost-text"]')]
         .map((e) => e.textContent).join('').replace(/\u00a0/g, ' ');
       return text.includes(expect);
-    }, opt.expect, { polling: 'raf', timeout: 30000 });
+    }, EXPECT, { polling: 'raf', timeout: 30000 });
     const tKey = performance.now();
     await page.keyboard.type(lastChar);
     try { await seen; } catch { fail(`latency try ${i + 1}: no ghost text within 30s`); }
@@ -331,17 +357,38 @@ async function main() {
     log(`keystroke -> ghost text over ${LATENCY_RUNS} tries: p50 ${result.latencyP50Ms} ms (${result.latencyMs.join(', ')})`);
   }
 
+  if (opt['accept-word']) {
+    // VS Code's own Accept Word on our item: the first word only, the rest stays.
+    const word = /^\s*[\w]+|^\s*\S/.exec(EXPECT)[0];
+    await page.keyboard.press('Control+ArrowRight');
+    await page.keyboard.press('Control+S');
+    const t = Date.now();
+    while (!fs.readFileSync(FILE, 'utf8').includes(TRIGGER + word)) {
+      if (Date.now() - t > 10000) fail(`Accept Word did not insert ${JSON.stringify(word)}:\n${fs.readFileSync(FILE, 'utf8')}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    result.afterAcceptWord = fs.readFileSync(FILE, 'utf8');
+    const rest = EXPECT.slice(word.length).trim();
+    const t2 = Date.now();
+    while (!(await ghostNow()).includes(rest)) {
+      if (Date.now() - t2 > 10000) fail(`after Accept Word the rest ${JSON.stringify(rest)} is not shown (ghost: ${JSON.stringify(await ghostNow())})`);
+      await page.waitForTimeout(100);
+    }
+    result.ghostAfterAcceptWord = await ghostNow();
+    log(`Accept Word inserted ${JSON.stringify(word)}; still shown: ${JSON.stringify(result.ghostAfterAcceptWord)}`);
+  }
+
   // Accept with Tab: the ghost text must go, and the text must be in the buffer
   // (checked on disk after Ctrl+S: the DOM shows ghost text inside .view-lines).
   await page.keyboard.press('Tab');
   const tTab = Date.now();
-  while ((await ghostNow()).includes(opt.expect)) {
+  while ((await ghostNow()).includes(EXPECT)) {
     if (Date.now() - tTab > 5000) fail('suggestion still shown as ghost text 5s after Tab');
     await page.waitForTimeout(100);
   }
   await page.keyboard.press('Control+S');
   const tSave = Date.now();
-  while (!fs.readFileSync(FILE, 'utf8').includes(opt.expect)) {
+  while (!fs.readFileSync(FILE, 'utf8').includes(EXPECT)) {
     if (Date.now() - tSave > 10000) fail(`saved file lacks the accepted text:\n${fs.readFileSync(FILE, 'utf8')}`);
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -375,7 +422,27 @@ async function main() {
     log(`toggle: ${JSON.stringify(result.statusBarToggledOff)} -> ${JSON.stringify(result.statusBarToggledOn)}`);
   }
   result.notifications = await notifications();
+  if (opt['restart-check']) {
+    await palette('Restart Server');
+    await page.waitForTimeout(1000);
+    await waitStatus('Phi ready', 60000);
+    result.statusBarAfterRestart = await statusText();
+    await page.waitForTimeout(3000); // the old server's exit is logged by now
+    result.outputErrors = outputLog().split('\n').filter((l) => l.includes('[error]'));
+    log(`after restart: ${JSON.stringify(result.statusBarAfterRestart)}; [error] lines: ${result.outputErrors.length}`);
+  }
   if (pageErrors.length) log(`page errors (not fatal): ${pageErrors.slice(0, 3).join(' | ')}`);
+}
+
+// The extension's own output channel (a log output channel): its file's text.
+function outputLog() {
+  const found = [];
+  const walk = (d) => { for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+    const f = path.join(d, e.name);
+    if (e.isDirectory()) walk(f); else if (e.name === 'phi-lsp.log') found.push(f);
+  } };
+  try { walk(path.join(userData, 'logs')); } catch { return ''; }
+  return found.map((f) => fs.readFileSync(f, 'utf8')).join('\n');
 }
 
 // Extension-host logs worth showing on failure: each non-built-in extension's

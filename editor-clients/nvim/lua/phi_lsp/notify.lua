@@ -58,6 +58,7 @@ function M.notify(msg, level, opts)
   end
   last[msg] = now
   M.last = { message = msg .. ((opts and opts.tail) or ''), level = level }
+  M.last_at = now
   if builtin() then
     msg = M.fit(msg, opts and opts.tail)
   elseif opts and opts.tail then

@@ -20,9 +20,54 @@ M.state = { state = 'idle' } -- no server started yet: the status line is empty
 ---@type {uri?: string, status: string, passed?: integer, failed?: integer}|nil
 M.verification = nil
 
+-- A download or build with a percentage is shown on the message line, updated in
+-- place (not kept in :messages, one line: no prompt); the line is cleared when the
+-- model is ready, unless a message was shown after it.
+local progress = { id = nil, shown_at = nil, last = nil } ---@type {id?: integer, shown_at?: integer, last?: string}
+
+local function show_progress()
+  local s = M.state
+  if not (s.percent and (s.state == 'downloading' or s.state == 'loading')) then
+    return
+  end
+  local notify = require('phi_lsp.notify')
+  local msg = notify.fit(('phi-lsp: %s %s %d %%'):format(s.state, s.model or '', math.floor(s.percent)))
+  if msg == progress.last then
+    return
+  end
+  local opts = {}
+  if vim.fn.has('nvim-0.12') == 1 then
+    opts = { kind = 'progress', title = 'phi-lsp', status = 'running', percent = math.floor(s.percent), id = progress.id }
+  end
+  local ok, id = pcall(vim.api.nvim_echo, { { msg } }, false, opts)
+  if not ok then
+    ok, id = pcall(vim.api.nvim_echo, { { msg } }, false, {})
+  end
+  if ok then
+    progress.id = type(id) == 'number' and id or nil
+    progress.shown_at, progress.last = vim.uv.now(), msg
+  end
+end
+
+local function clear_progress()
+  if not progress.shown_at then
+    return
+  end
+  local said = require('phi_lsp.notify').last_at
+  if not (said and said >= progress.shown_at) then
+    pcall(vim.api.nvim_echo, { { '' } }, false, {})
+  end
+  progress.id, progress.shown_at, progress.last = nil, nil, nil
+end
+
 local function changed()
   vim.api.nvim_exec_autocmds('User', { pattern = 'PhiLspStatus', modeline = false })
   pcall(vim.cmd.redrawstatus, { bang = true })
+  if M.state.state == 'ready' then
+    clear_progress()
+  else
+    show_progress()
+  end
 end
 
 --- "✓ 2/2", "✗ 1/3", "–": the short verification badge.
