@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from model_runtime.loader import describe
+    from model_runtime.describe import describe
 
     try:
         facts = describe(args.spec, device=args.device, dtype=args.dtype)

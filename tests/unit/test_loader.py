@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from model_runtime.loader import describe, load_model_and_tokenizer, parse_spec
+from model_runtime.describe import describe
+from model_runtime.loader import load_model_and_tokenizer, parse_spec
 from model_runtime.types import ModelLoadError
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ import sys
 import pytest
 import torch
 
-from model_runtime import loader, quant, tiny
+from model_runtime import describe, loader, quant, tiny
 from model_runtime.engine import LocalEngine, _is_small, _pick_threads, physical_cores
 from model_runtime.types import GenerationRequest, ModelLoadError
 
@@ -201,9 +201,9 @@ def test_mps_when_asked_and_its_dtypes(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_auto_dtype_on_cpu_quantizes_large_models_only() -> None:
     assert quant.auto_cpu_variant(1_000_000) == ""  # tiny: launch-bound, float32
     assert quant.auto_cpu_variant(300_000_000) == quant.AUTO_CPU_VARIANT
-    big = loader.describe("random:phi-1?layers=4", device="cpu", dtype="auto")
+    big = describe.describe("random:phi-1?layers=4", device="cpu", dtype="auto")
     assert big["dtype"] == quant.AUTO_CPU_VARIANT
-    assert loader.describe("random:phi-1?layers=4", device="cpu", dtype="float32")["dtype"] == (
+    assert describe.describe("random:phi-1?layers=4", device="cpu", dtype="float32")["dtype"] == (
         "float32"
     )
     from model_runtime import load_engine
