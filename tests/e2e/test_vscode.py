@@ -337,3 +337,56 @@ def test_cpu_warning_once_per_model_not_at_every_start(tmp_path: Path, vsix: Pat
         seen.append([t for t in res["notifications"].splitlines() if "CPU" in t])
     assert len(seen[0]) == 1, seen
     assert seen[1] == [], seen
+
+
+def test_examples_run_with_the_python_extensions_interpreter_and_follow_changes(
+    tmp_path: Path, vsix: Path
+) -> None:
+    """The Python extension's selected interpreter (a stand-in implementing its API:
+    the Marketplace is out of reach) is the examples' interpreter: a module importing a
+    package installed only in that environment (outside the project, so nothing else
+    would find it) is verified ✓; the tooltip names it, and follows a new selection."""
+    env_dir = tmp_path / "envs/projenv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env_dir)], check=True)
+    env_python = env_dir / "bin/python"
+    site = subprocess.run(
+        [str(env_python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    Path(site, "depmod.py").write_text("def scale():\n    return 4\n")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "pyproject.toml").write_text("[project]\nname = 'demo'\n")
+    mod = project / "quad.py"
+    mod.write_text(
+        'from depmod import scale\n\n\ndef quad(x):\n    """Four times x.\n\n'
+        '    >>> quad(3)\n    12\n    """\n'
+    )
+    fake = tmp_path / "fake-python"
+    shutil.copytree(HERE / "vscode/fake-python", fake)
+    (fake / "envs.json").write_text(json.dumps({"first": str(env_python), "other": sys.executable}))
+    settings = _server_settings(tmp_path)
+    (tmp_path / "replay.txt").write_text("return scale() * x\n")
+    settings["phiLsp.verify"] = "prefer"
+    res = _drive(
+        tmp_path,
+        vsix,
+        settings,
+        "--workspace-from",
+        str(project),
+        "--also-extension",
+        str(fake),
+        "--expect",
+        "return scale() * x",
+        "--status-expect",
+        "Phi ready ✓ 1/1",
+        "--tooltip",
+        "--then-command",
+        "Fake Python: Select the Other Interpreter",
+        file=mod,
+    )
+    assert res["statusBar"] == "Phi ready ✓ 1/1", res
+    assert f"examples run with: {env_python}" in res["tooltip"], res["tooltip"]
+    assert f"examples run with: {sys.executable}" in res["tooltipAfterCommand"], res

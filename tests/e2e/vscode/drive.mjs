@@ -10,6 +10,7 @@
 //                  [--toggle-check] [--status-only] [--tooltip]
 //                  [--workspace-from DIR] [--extensions-dir DIR] [--user-data DIR]
 //                  [--accept-word] [--restart-check] [--first-action TITLE]
+//                  [--also-extension DIR] [--then-command TITLE]
 //                  [--screenshot FILE.png] [--result FILE.json]
 //                  [--timeout SEC] [--retype SEC] [--chromium PATH] [--tmp DIR] [--keep]
 //
@@ -33,6 +34,9 @@
 // Server" must bring "Phi ready" back; the phi-lsp output's [error] lines are
 // recorded (result.outputErrors). --first-action TITLE: click that button on the
 // first toast that has it before typing. --expect '*': any ghost text.
+// --also-extension DIR: a second (unpacked) extension copied in, e.g. a stand-in
+// for the Python extension. --then-command TITLE: at the end, run that command
+// from the palette (its full title) and record the tooltip after 3 s.
 // --tooltip: hover the status bar item and record its tooltip. The toasts shown
 // by the end are recorded in every mode (result.notifications).
 import { spawn, execFileSync } from 'node:child_process';
@@ -59,6 +63,8 @@ const { values: opt } = parseArgs({
     'accept-word': { type: 'boolean', default: false },
     'restart-check': { type: 'boolean', default: false },
     'first-action': { type: 'string' },
+    'also-extension': { type: 'string' },
+    'then-command': { type: 'string' },
     'workspace-from': { type: 'string' },
     'extensions-dir': { type: 'string' },
     'latency-runs': { type: 'string', default: '0' },
@@ -136,7 +142,13 @@ fs.writeFileSync(path.join(userData, 'User', 'settings.json'), JSON.stringify({
 const env = { ...process.env, ...xdg };
 delete env.PORT; // code-server would bind to $PORT instead of --bind-addr
 delete env.VSCODE_IPC_HOOK_CLI;
+function copyExtension(dir) {
+  const pkg = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8'));
+  fs.cpSync(dir, path.join(extDir, `${pkg.publisher}.${pkg.name}-${pkg.version}`),
+    { recursive: true, dereference: true, filter: (s) => s !== path.join(dir, '.git') });
+}
 function installExtension() {
+  if (opt['also-extension']) copyExtension(path.resolve(opt['also-extension']));
   if (opt['extensions-dir']) return;
   if (EXTENSION.endsWith('.vsix')) {
     execFileSync(process.execPath, [ENTRY, '--extensions-dir', extDir, '--user-data-dir', userData,
@@ -396,11 +408,11 @@ async function main() {
   log(`accepted with Tab; ${FILE_NAME} saved:\n${result.savedText}`);
 
   // The extension's own command, run as a person would: the command palette.
-  const palette = async (title) => {
+  const palette = async (title, category = 'phi-lsp: ') => {
     await page.keyboard.press('F1');
     const input = page.locator('.quick-input-widget input');
     await input.waitFor({ timeout: 10000 });
-    await input.fill(`>phi-lsp: ${title}`);
+    await input.fill(`>${category}${title}`);
     await page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first().waitFor({ timeout: 10000 });
     await page.keyboard.press('Enter');
   };
@@ -422,6 +434,12 @@ async function main() {
     log(`toggle: ${JSON.stringify(result.statusBarToggledOff)} -> ${JSON.stringify(result.statusBarToggledOn)}`);
   }
   result.notifications = await notifications();
+  if (opt['then-command']) {
+    await palette(opt['then-command'], '');
+    await page.waitForTimeout(3000);
+    result.tooltipAfterCommand = await tooltip();
+    log(`after ${JSON.stringify(opt['then-command'])}: tooltip ${JSON.stringify(result.tooltipAfterCommand)}`);
+  }
   if (opt['restart-check']) {
     await palette('Restart Server');
     await page.waitForTimeout(1000);
