@@ -1,5 +1,6 @@
-"""The sandbox's bootstrap: ``python -I -S _runner.py MODE [TMP HOSTPID]``, started by
-``sandbox.py`` in the project's interpreter (standard library only, Python 3.9 syntax).
+"""The sandbox's bootstrap: ``python -I -S _runner.py MODE TMP HOSTPID TMPSIZE [KEEP...]``,
+started by ``sandbox.py`` in the project's interpreter (standard library only, Python 3.9
+syntax). KEEP: folders the ``ns`` mode binds back over its private /tmp and /run.
 
 MODE says what the host launched around it:
 
