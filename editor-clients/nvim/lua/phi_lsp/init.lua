@@ -196,10 +196,9 @@ function M.setup(opts)
   })
   if vim.fn.executable(config.options.cmd[1]) ~= 1 then
     -- Said once here; the server is not started (Neovim would say it again).
+    -- Short enough for one line; the full path and what to do: :checkhealth.
     notify.notify(
-      ('%q not found: pip install the phi-lsp repository into your venv, or setup{ cmd = {...} }'):format(
-        config.options.cmd[1]
-      ),
+      ('server %s not found; see :checkhealth phi_lsp'):format(vim.fn.fnamemodify(config.options.cmd[1], ':t')),
       vim.log.levels.WARN
     )
     return
