@@ -12,14 +12,15 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 
 from model_runtime.kv_cache import PrefixCache
 from model_runtime.sampling import TextDecoder, TokenTable, sample
+from model_runtime.speculation import Drafting, NgramIndex, SpecCost
+from model_runtime.threads import is_small, pick_threads, torch_threads
 from model_runtime.types import (
     EngineInfo,
     Generation,
@@ -58,130 +59,6 @@ def forward_all(model: Any, ids: Sequence[int], kv: Any) -> torch.Tensor:
     return out.logits[0]  # [T, V]
 
 
-class NgramIndex:
-    """Where each 1..``max_ngram``-gram of the context starts, for prompt lookup: a draft
-    costs a dict lookup instead of a scan of the whole context (which, at 1,000 tokens,
-    cost as much as a ``tiny`` decode step). Indexing is lazy, done at the first draft,
-    so requests that never draft never pay for it.
-
-    A draft: find an earlier occurrence of the context's last n-gram (longest n first)
-    and propose the ``k`` tokens that followed it. The latest match wins (code repeats
-    what it just wrote), unless it is too close to the end to offer ``k`` tokens; then
-    an older match that does."""
-
-    def __init__(self, ids: Sequence[int], max_ngram: int = 3) -> None:
-        self.max_ngram = max_ngram
-        self.ctx: list[int] = list(ids)
-        self.starts: dict[tuple[int, ...], list[int]] = {}
-        self._indexed = 0  # context positions whose n-grams (ending there) are indexed
-
-    def append(self, tok: int) -> None:
-        self.ctx.append(tok)
-
-    def _catch_up(self) -> None:
-        ctx = self.ctx
-        for end in range(self._indexed + 1, len(ctx) + 1):
-            for n in range(1, min(self.max_ngram, end) + 1):
-                self.starts.setdefault(tuple(ctx[end - n : end]), []).append(end - n)
-        self._indexed = len(ctx)
-
-    def draft(self, k: int, min_ngram: int = 1) -> list[int]:
-        self._catch_up()
-        ctx, n_ctx = self.ctx, len(self.ctx)
-        for n in range(min(self.max_ngram, n_ctx - 1), min_ngram - 1, -1):
-            best: list[int] = []
-            for start in reversed(self.starts.get(tuple(ctx[n_ctx - n :]), ())):
-                if start >= n_ctx - n:
-                    continue  # the tail itself
-                follow = ctx[start + n : start + n + k]
-                if len(follow) > len(best):
-                    best = follow
-                if len(best) == k:
-                    break
-            if best:
-                return best
-        return []
-
-
-class Drafting:
-    """How much to speculate, adapted within a request. Every verify forward carries the
-    drafts' extra positions: after drafts that the model rejects outright, stop drafting
-    for a while (longer each time); after drafts accepted in full, draft more."""
-
-    def __init__(self, max_k: int) -> None:
-        self.max_k = max(1, max_k)
-        self.k = self.max_k
-        self.proposed = 0  # drafts in the cycle being verified
-        self.accepted = 0
-        self.misses = 0  # consecutive cycles with nothing accepted
-        self.cooldown = 0  # plain forwards left before drafting again
-
-    def wants_draft(self) -> bool:
-        if self.cooldown > 0:
-            self.cooldown -= 1
-            return False
-        return True
-
-    def start(self, n: int) -> None:
-        self.proposed, self.accepted = n, 0
-
-    def settle(self) -> None:
-        """The cycle ended (a draft differed, or all were used)."""
-        if self.accepted == 0:
-            self.misses += 1
-            if self.misses >= 2:
-                self.cooldown = 4 << min(self.misses - 2, 4)  # 4, 8, ... 64 tokens
-        else:
-            self.misses = 0
-        if self.proposed and self.accepted == self.proposed:
-            self.k = min(self.max_k, self.k * 2)
-        else:
-            self.k = max(1, min(self.max_k, self.accepted + 1))
-        self.proposed = self.accepted = 0
-
-
-class SpecCost:
-    """Is a verify pass worth it on this machine? Learnt across requests from timings.
-
-    A verify pass of 1 + k tokens yields ``gain`` tokens (1 + accepted drafts). On a GPU
-    it costs about one decode step; on a CPU, measured at Phi-1 width, a 2-token forward
-    costs 2 one-token steps and a 9-token one 3 (matrix-vector vs matrix-matrix
-    kernels), so drafting pays only where the model accepts several drafts per pass.
-    """
-
-    ALPHA = 0.3  # weight of the newest observation
-    RECHECK = 32  # plain steps between two trial passes once drafting looked unprofitable
-
-    def __init__(self) -> None:
-        self.single_ms: float | None = None
-        self.verify_ms: float | None = None
-        self.gain: float | None = None
-        self._since_trial = 0
-
-    def _ema(self, old: float | None, new: float) -> float:
-        return new if old is None else old + self.ALPHA * (new - old)
-
-    def observe_single(self, ms: float) -> None:
-        self.single_ms = self._ema(self.single_ms, ms)
-
-    def observe_verify(self, ms: float) -> None:
-        self.verify_ms = self._ema(self.verify_ms, ms)
-
-    def observe_gain(self, tokens: int) -> None:
-        self.gain = self._ema(self.gain, float(tokens))
-
-    def worth_it(self) -> bool:
-        if self.single_ms is None or self.verify_ms is None or self.gain is None:
-            return True  # not measured yet: try
-        if self.gain / self.verify_ms >= 1.05 / self.single_ms:
-            return True
-        self._since_trial += 1
-        if self._since_trial >= self.RECHECK:  # the text may have become repetitive
-            self._since_trial = 0
-            return True
-        return False
-
-
 # --- the engine ---------------------------------------------------------------------
 
 
@@ -211,7 +88,7 @@ class LocalEngine:
         # rejects them pays for a few verify passes only. Output is identical either way.
         self.speculative = speculative
         self.draft_tokens = draft_tokens
-        self.threads = _pick_threads(model, threads)
+        self.threads = pick_threads(model, threads)
         vocab = int(model.get_output_embeddings().weight.shape[0])
         self._table = TokenTable(tokenizer, vocab)
         # CUDA: decode steps run as one captured graph over a static cache (gpt-fast's
@@ -248,7 +125,7 @@ class LocalEngine:
         if compiled_decode is None:
             env = os.environ.get("PHI_LSP_COMPILE", "").strip()
             compiled_decode = (
-                env == "1" if env in ("0", "1") else (not on_cuda and not _is_small(model))
+                env == "1" if env in ("0", "1") else (not on_cuda and not is_small(model))
             )
         if compiled_decode and not self.cuda_graphs:
             self._compile_in_background()
@@ -382,7 +259,7 @@ class LocalEngine:
     ) -> Generation:
         t0 = time.perf_counter()
         try:
-            with torch.inference_mode(), _torch_threads(self.threads):
+            with torch.inference_mode(), torch_threads(self.threads):
                 return self._generate(request, should_stop, t0)
         except BaseException:
             # A half-written cache (OOM in the middle of a forward) must not be reused,
@@ -551,60 +428,6 @@ class LocalEngine:
         if self._sync is not None:
             self._sync()  # the next token's .item() waits for the device anyway
         return (time.perf_counter() - t0) * 1000
-
-
-# Below this many parameters a CPU forward is a string of tiny kernels: more threads only
-# add synchronisation, and on a busy machine (measured: 2 shared cores) a second thread
-# made the ``tiny`` model's decode ~10x slower (70 vs 6 ms/token).
-_SMALL_MODEL_PARAMS = 30_000_000
-
-
-def _is_small(model: Any) -> bool:
-    return sum(p.numel() for p in model.parameters()) < _SMALL_MODEL_PARAMS
-
-
-def physical_cores() -> int:
-    """Physical cores this process may run on (SMT siblings count once): decode is
-    memory-bound, and a second thread per core only competes for the same bandwidth."""
-    try:
-        cpus = sorted(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return max(1, (os.cpu_count() or 2) // 2)
-    cores = set()
-    for c in cpus:
-        topo = f"/sys/devices/system/cpu/cpu{c}/topology/"
-        try:
-            with open(topo + "physical_package_id") as a, open(topo + "core_id") as b:
-                cores.add((a.read().strip(), b.read().strip()))
-        except OSError:
-            return max(1, len(cpus))
-    return max(1, len(cores))
-
-
-def _pick_threads(model: Any, threads: int | None) -> int:
-    """Intra-op threads for this engine's forwards; 0 = leave torch's setting alone.
-    ``PHI_LSP_THREADS`` overrides. CPU: one for small models, else physical cores."""
-    env = os.environ.get("PHI_LSP_THREADS", "").strip()
-    if env.isdigit():
-        return int(env)
-    if threads is not None:
-        return max(0, threads)
-    if getattr(getattr(model, "device", None), "type", "cpu") != "cpu":
-        return 0
-    return 1 if _is_small(model) else physical_cores()
-
-
-@contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
-    before = torch.get_num_threads()
-    if n <= 0 or n == before:
-        yield
-        return
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _eos_ids(model: Any, tokenizer: Any) -> frozenset[int]:

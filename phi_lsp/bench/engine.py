@@ -210,11 +210,11 @@ def _generate_ms(engine: Any, prompt: str, new_tokens: int) -> float:
     ids = engine.tokenizer.encode(prompt, add_special_tokens=False)
     budget = max(1, int(engine.info.context_length) - new_tokens)
     x = torch.tensor([ids[-budget:]], device=engine.model.device)
-    from model_runtime.engine import _torch_threads
+    from model_runtime.threads import torch_threads
 
     t0 = time.perf_counter()
     # Same intra-op threads as our loop: compare the loops, not the thread settings.
-    with torch.inference_mode(), _torch_threads(getattr(engine, "threads", 0)):
+    with torch.inference_mode(), torch_threads(getattr(engine, "threads", 0)):
         engine.model.generate(
             x,
             attention_mask=torch.ones_like(x),

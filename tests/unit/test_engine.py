@@ -9,15 +9,11 @@ from collections.abc import Sequence
 import pytest
 import torch
 
-from model_runtime.engine import (
-    Drafting,
-    LocalEngine,
-    NgramIndex,
-    SpecCost,
-    _torch_threads,
-)
+from model_runtime.engine import LocalEngine
 from model_runtime.kv_cache import BufferCache, PrefixCache, common_prefix_len
 from model_runtime.sampling import TextDecoder, TokenTable, top_p_filter
+from model_runtime.speculation import Drafting, NgramIndex, SpecCost
+from model_runtime.threads import torch_threads
 from model_runtime.types import EngineInfo, GenerationError, GenerationRequest
 
 CODE = inspect.getsource(json)  # real Python text for prompts
@@ -90,7 +86,7 @@ def reference(model_tok: tuple[object, object], prompt: str, n: int) -> tuple[li
     ids = tok.encode(prompt, add_special_tokens=False)  # type: ignore[attr-defined]
     # The engine decodes this small model on one thread; the reference must too, or the
     # two may round differently and part ways at a near-tie.
-    with _torch_threads(1):
+    with torch_threads(1):
         out = model.generate(  # type: ignore[attr-defined]
             torch.tensor([ids]),
             max_new_tokens=n,
@@ -467,7 +463,7 @@ def spec_engine(request: pytest.FixtureRequest) -> LocalEngine:
 def _generate_ids(eng: LocalEngine, prompt: str, n: int) -> list[int]:
     ids = eng.tokenizer.encode(prompt, add_special_tokens=False)
     x = torch.tensor([ids])
-    with torch.inference_mode(), _torch_threads(eng.threads):
+    with torch.inference_mode(), torch_threads(eng.threads):
         out = eng.model.generate(
             x, attention_mask=torch.ones_like(x), max_new_tokens=n, do_sample=False
         )

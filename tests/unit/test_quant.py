@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from model_runtime import describe, loader, quant, tiny
-from model_runtime.engine import LocalEngine, _is_small, _pick_threads, physical_cores
+from model_runtime.engine import LocalEngine
+from model_runtime.threads import is_small, physical_cores, pick_threads
 from model_runtime.types import GenerationRequest, ModelLoadError
 
 pytest.importorskip("torchao", reason="quantization needs torchao (pyproject dependency)")
@@ -223,11 +224,11 @@ def test_threads_are_physical_cores_for_models_that_are_not_small(
     cores = physical_cores()
     assert 1 <= cores <= len(os.sched_getaffinity(0))
     big = torch.nn.Linear(6000, 6000)  # 36 M parameters
-    assert not _is_small(big)
-    assert _pick_threads(big, None) == cores
-    assert _pick_threads(torch.nn.Linear(10, 10), None) == 1
+    assert not is_small(big)
+    assert pick_threads(big, None) == cores
+    assert pick_threads(torch.nn.Linear(10, 10), None) == 1
     monkeypatch.setenv("PHI_LSP_THREADS", "3")
-    assert _pick_threads(big, None) == 3
+    assert pick_threads(big, None) == 3
 
 
 def test_bench_reports_the_variant_and_bound_share_from_quantized_bytes() -> None:
