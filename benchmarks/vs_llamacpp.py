@@ -164,12 +164,12 @@ def main() -> int:
     from model_runtime.remote import llama_dir, llama_missing
     from model_runtime.threads import physical_cores
 
-    missing = llama_missing()
+    threads = args.threads or physical_cores()
+    kinds = [k for k in args.llama.split(",") if k]
+    missing = llama_missing() if kinds else ""
     if missing:
         print(json.dumps({"error": missing}))
         return 1
-    threads = args.threads or physical_cores()
-    kinds = [k for k in args.llama.split(",") if k]
     ggufs, fp32_model, tok = gguf_files(args.model, kinds, log)
     ids = code_ids(tok, args.prompt_tokens + args.typed_tokens)
     if len(ids) < args.prompt_tokens + args.typed_tokens:
