@@ -203,27 +203,27 @@ def _build_atomically(target: Path, want_hash: str, build: Callable[[Path], None
     return target
 
 
-def ensure_tokenizer(force: bool = False) -> Path:
-    """The tiny tokenizer's directory, trained first if needed (a second or two)."""
-    target = tiny_tokenizer_dir()
-    want = tokenizer_hash()
-    if not force and is_built(target, want):
+def _ensure(target: Path, want_hash: str, build: Callable[[Path], None], force: bool) -> Path:
+    """``target`` as built for ``want_hash``: at once when it is (unless ``force``),
+    else built now, once, whoever else asks at the same time."""
+    if not force and is_built(target, want_hash):
         return target
     if force:
         _invalidate(target)
-    return _build_atomically(target, want, lambda d: _write_tokenizer(d, want))
+    return _build_atomically(target, want_hash, build)
+
+
+def ensure_tokenizer(force: bool = False) -> Path:
+    """The tiny tokenizer's directory, trained first if needed (a second or two)."""
+    want = tokenizer_hash()
+    return _ensure(tiny_tokenizer_dir(), want, lambda d: _write_tokenizer(d, want), force)
 
 
 def ensure_tiny(force: bool = False, progress: ProgressFn | None = None) -> Path:
     """The tiny model's directory, trained first if needed (a few minutes); ``progress``
     gets ``Progress("build", ...)`` at each whole percent of the training steps."""
-    target = tiny_model_dir()
     want = model_hash()
-    if not force and is_built(target, want):
-        return target
-    if force:
-        _invalidate(target)
-    return _build_atomically(target, want, lambda d: build_tiny(d, want, progress))
+    return _ensure(tiny_model_dir(), want, lambda d: build_tiny(d, want, progress), force)
 
 
 def _invalidate(target: Path) -> None:
