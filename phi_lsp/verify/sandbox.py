@@ -566,6 +566,11 @@ class _Pool:
 
     def close(self) -> None:
         with self._lock:
+            pending = list(self._pending.values())
+        for fut in pending:  # a spare still being started would outlive the close
+            with contextlib.suppress(Exception):
+                fut.result(timeout=_READY_TIMEOUT_S)
+        with self._lock:
             spare, self._spare = list(self._spare.values()), {}
         for child in spare:
             child.kill()
