@@ -198,6 +198,14 @@ class LocalEngine:
                 times[name].append((time.perf_counter() - t0) * 1000)
         return {k: round(sorted(v)[len(v) // 2], 2) for k, v in times.items()}
 
+    def use_compiled_step(self) -> bool:
+        """Decode through the compiled step even where it did not measure faster
+        (benchmarks compare both); False when there is none (failed, off)."""
+        if self.compiled_step is None:
+            return False
+        self._compiled = self.compiled_step
+        return True
+
     def wait_fast_path(self, timeout: float | None = None) -> str:
         """Block until the background compilation ended (benchmarks, tests); returns
         ``fast_path``."""

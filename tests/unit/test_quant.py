@@ -142,7 +142,7 @@ def test_compiled_decode_is_greedy_equal_to_eager_at_the_same_dtype() -> None:
         assert comp.wait_fast_path(600) in ("ready", "not faster"), comp.status()
         st = comp.status()
         assert st["compile_s"] > 0 and st["step_ms"]["eager"] > 0
-        comp._compiled = comp.compiled_step
+        assert comp.use_compiled_step()
         for p in prompts:
             want = eager.generate(GenerationRequest(prompt=p, max_new_tokens=24))
             got = comp.generate(GenerationRequest(prompt=p, max_new_tokens=24))
