@@ -378,7 +378,8 @@ class PhiLanguageServer(LanguageServer):
         title = getattr(choice, "title", None)
         if title:
             log.info("the user chose %r", title)
-        if title == USE_TINY:
+        if title == USE_TINY and self.settings.model == status.model:
+            # (An answer given late, after the user set another model, changes nothing.)
             self.use_tiny(status.model)
         elif title == SHOW_LOG and not vscode and self.log_file:
             uri = Path(self.log_file).absolute().as_uri()
