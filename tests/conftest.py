@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,6 +45,19 @@ def tiny_dir() -> Path:
     from model_runtime import tiny
 
     return tiny.ensure_tiny()
+
+
+@pytest.fixture
+def local_hub(tiny_dir: Path) -> Iterator[tuple[str, Any]]:
+    """A local Hugging Face hub (tests/hub_server.py) serving the tiny model's files as
+    ``phi-lsp-test/tiny``, paced to ~1 s so progress is visible: yields (URL for
+    ``HF_ENDPOINT``, the hub's state: requests seen, faults to inject)."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from hub_server import HubRepo, serve
+
+    repo = HubRepo.from_dir("phi-lsp-test/tiny", tiny_dir)
+    with serve(repo, chunk=128 * 1024, delay_s=0.03) as (url, state):
+        yield url, state
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -10,17 +10,12 @@ without a restart.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from lsprotocol import types
 from test_server_e2e import ADD_CURSOR, ADD_SOURCE, CAPS, doc_uri, server
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from hub_server import HubRepo, serve  # noqa: E402
 
 REPO = "phi-lsp-test/tiny"
 USE_TINY = "Use the tiny demo model"
@@ -49,18 +44,17 @@ def _reports(client: Any) -> list[list[Any]]:
 
 
 async def test_the_editor_sees_the_download_with_increasing_percentages(
-    tmp_path: Path, tiny_dir: Path
+    tmp_path: Path, local_hub: tuple[str, Any]
 ) -> None:
-    repo = HubRepo.from_dir(REPO, tiny_dir)
-    with serve(repo, chunk=128 * 1024, delay_s=0.02) as (url, hub):
-        async with server(
-            tmp_path, {"model": REPO, "maxNewTokens": 24}, env=_hub_env(tmp_path, url)
-        ) as s:
-            await s.ready(timeout=180)
-            uri = doc_uri(tmp_path)
-            s.open(uri, ADD_SOURCE)
-            items = await s.inline(uri, ADD_CURSOR, timeout=120)
-            assert items and items[0].insert_text.strip()
+    url, hub = local_hub
+    async with server(
+        tmp_path, {"model": REPO, "maxNewTokens": 24}, env=_hub_env(tmp_path, url)
+    ) as s:
+        await s.ready(timeout=180)
+        uri = doc_uri(tmp_path)
+        s.open(uri, ADD_SOURCE)
+        items = await s.inline(uri, ADD_CURSOR, timeout=120)
+        assert items and items[0].insert_text.strip()
     assert any(p.endswith("/model.safetensors") or "/_blobs/" in p for _, p, _ in hub.requests)
     # phiLsp/status: starting/loading → downloading N % (increasing) → loading → ready.
     states = [x["state"] for x in s.statuses]
