@@ -171,7 +171,7 @@ def _run_checks(
         readable = [p for p in (project.root, project.package_root) if p]
     else:
         sys_path = _default_sys_path(path, python)
-        module_name, package, flags = _module_name(path), "", ()
+        module_name, package, flags = _module_name(path), "", compare.PYTEST_DEFAULT_FLAGS
         readable = []
     if path:
         readable.append(os.path.dirname(os.path.abspath(path)))

@@ -106,3 +106,11 @@ def test_the_cli_prints_a_skipped_function_with_its_reason(tmp_path: Path, capsy
     assert run_verify(args) == 0  # skipped is no failure
     out = capsys.readouterr().out
     assert f"many.py:{2 * n + 1}: f0: skipped (not verified: only the first {n} functions" in out
+
+
+def test_run_checks_without_a_project_uses_pytests_default_ellipsis() -> None:
+    from phi_lsp.verify.examples import extract
+    from phi_lsp.verify.sandbox import run_checks
+
+    checks = extract("\n    >>> digits()\n    [0, 1, ..., 9]\n    ", "digits").checks
+    assert run_checks(ELLIPSIS_DOC, "digits", checks).status == "passed"
