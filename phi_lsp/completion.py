@@ -92,6 +92,18 @@ class SuggestionCache:
             self._entries.clear()
 
 
+@dataclass
+class _Job:
+    """One suggestion under way: its context, the source it was read from (candidates
+    are spliced into it for verification), the worker key, cancellation, the file."""
+
+    ctx: Context
+    source: str
+    key: str
+    cancel: threading.Event | None
+    path: str | None
+
+
 class Completer:
     def __init__(
         self,
@@ -150,7 +162,7 @@ class Completer:
         ctx = context_mod.extract(doc, offset)
         if ctx is None:
             return None
-        chosen = self._choose(ctx, doc.text, key=key, cancel=cancel, path=_file_path(doc.uri))
+        chosen = self._choose(_Job(ctx, doc.text, key, cancel, _file_path(doc.uri)))
         if chosen is None or not chosen.text:
             return None
         chosen.text = _with_newlines_of(doc, chosen.text)
@@ -174,7 +186,7 @@ class Completer:
         ctx = context_mod.extract(vdoc, slot.cursor)
         if ctx is None:
             return None
-        chosen = self._choose(ctx, slot.virtual, key="", cancel=cancel, path=_file_path(doc.uri))
+        chosen = self._choose(_Job(ctx, slot.virtual, "", cancel, _file_path(doc.uri)))
         if chosen is None or not chosen.text.strip():
             return None
         start, end = doc.position_at(slot.start), doc.position_at(slot.end)
@@ -188,56 +200,42 @@ class Completer:
 
     # --- the pipeline ------------------------------------------------------------------
 
-    def _choose(
-        self,
-        ctx: Context,
-        source: str,
-        *,
-        key: str,
-        cancel: threading.Event | None,
-        path: str | None = None,
-    ) -> Completion | None:
+    def _choose(self, job: _Job) -> Completion | None:
         """prompt → (cache | model, stopped by the stop rules) → clean-up → [verify]."""
         t0 = time.perf_counter()
+        ctx = job.ctx
         p = prompt_mod.build(
             ctx, self.context_length - self.settings.max_new_tokens, self.count_tokens
         )
         stopper = Stopper(ctx, p.forced_prefix)
         verify = _verifier() if self.settings.verify != "off" and self.run_examples else None
         if verify is None:
-            got = self._generate(p, stopper, key, cancel, seed=None)
+            got = self._generate(p, stopper, job.key, job.cancel, seed=None)
             rec = (
                 None
                 if got is None
                 else Completion(ctx.function, ctx.def_line, got[0], {}, 0.0, cached=got[1])
             )
         else:
-            rec = self._best_of(verify, p, stopper, ctx, source, key, cancel, path)
+            rec = self._best_of(verify, p, stopper, job)
         self.timings = {"total_ms": (time.perf_counter() - t0) * 1000, "prompt_tokens": p.tokens}
         return rec
 
     def _best_of(
-        self,
-        verify: Callable[..., Any],
-        p: prompt_mod.Prompt,
-        stopper: Stopper,
-        ctx: Context,
-        source: str,
-        key: str,
-        cancel: threading.Event | None,
-        path: str | None = None,
+        self, verify: Callable[..., Any], p: prompt_mod.Prompt, stopper: Stopper, job: _Job
     ) -> Completion | None:
         """Up to K candidates (greedy, then sampled with seeds 1..K-1); the first that
         passes its examples wins, else the best ranked (no examples > failed)."""
+        ctx, cancel = job.ctx, job.cancel
         best: tuple[int, Completion] | None = None
         tried = 0
         for i in range(self.settings.candidates):
-            got = self._generate(p, stopper, key, cancel, seed=None if i == 0 else i)
+            got = self._generate(p, stopper, job.key, cancel, seed=None if i == 0 else i)
             if got is None or (cancel is not None and cancel.is_set()):
                 return None
             tried += 1
             cand = Completion(ctx.function, ctx.def_line, got[0], {}, 0.0, cached=got[1])
-            rank = self._verify(verify, ctx, source, cand, cancel, path)
+            rank = self._verify(verify, ctx, job.source, cand, cancel, job.path)
             if cancel is not None and cancel.is_set():
                 return None
             if best is None or rank > best[0]:
