@@ -203,6 +203,7 @@ def _download(
     info = HfApi().model_info(repo_id, revision=revision, files_metadata=True)
     commit = info.sha or revision or "main"
     sizes = {s.rfilename: (s.size or 0) for s in info.siblings or []}
+    large = {s.rfilename for s in info.siblings or [] if s.lfs is not None}
     files = wanted_files(list(sizes))
     if not any(f.endswith((".safetensors", ".bin")) for f in files):
         raise ModelUnavailable(
@@ -236,6 +237,8 @@ def _download(
     reporter.update(0, total=total or None)
     for name in missing:
         before = done
+        if name in large:  # the weights: resumable across processes (see _fetch_blob)
+            _fetch_blob(repo_id, name, commit, add)
         path = hf_hub_download(repo_id, name, revision=commit, tqdm_class=_FileProgress(add))  # type: ignore[call-overload]
         # A file served without a length (or served again from 0 after a resume the
         # server ignored) is counted by its known size once finished.
@@ -269,6 +272,51 @@ def _remove_stale_partials(repo_id: str, max_age_s: float = 600.0) -> None:
                 log.info("removed a stale partial download: %s", f.name)
         except OSError:
             pass
+
+
+def _fetch_blob(repo_id: str, name: str, commit: str, add: Callable[[int], None]) -> None:
+    """Download a large file into its cache blob, resuming what an earlier process
+    left (an editor closed mid-download): huggingface_hub resumes only within one call
+    and starts a killed download over. The partial file has a fixed name beside the
+    blob (``<etag>.phi-lsp-part``) and a lock, so two processes never write it at once;
+    ``hf_hub_download`` then finds the blob and only links it into the snapshot."""
+    from huggingface_hub import constants
+    from huggingface_hub.file_download import get_hf_file_metadata, hf_hub_url, http_get
+    from huggingface_hub.utils import build_hf_headers
+
+    meta = get_hf_file_metadata(hf_hub_url(repo_id, name, revision=commit))
+    if not meta.etag or meta.size is None:
+        return  # nothing to resume against: hf_hub_download does it all
+    blobs = Path(constants.HF_HUB_CACHE) / f"models--{repo_id.replace('/', '--')}" / "blobs"
+    blobs.mkdir(parents=True, exist_ok=True)
+    blob = blobs / meta.etag
+    part = blobs / f"{meta.etag}.phi-lsp-part"
+    with open(blobs / f"{meta.etag}.phi-lsp-lock", "w") as lock:
+        try:
+            import fcntl
+
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        except ImportError:  # not POSIX: no lock (one process at a time, as a rule)
+            pass
+        if blob.exists():
+            return
+        have = part.stat().st_size if part.exists() else 0
+        if have > meta.size:  # not this file's beginning after all
+            part.unlink()
+            have = 0
+        if have:
+            log.info("resuming %s at %d of %d bytes", name, have, meta.size)
+            add(have)
+        with open(part, "ab") as f:
+            http_get(
+                meta.location,
+                f,
+                resume_size=have,
+                headers=build_hf_headers(),
+                expected_size=meta.size,
+                tqdm_class=_FileProgress(add),  # type: ignore[arg-type]
+            )
+        os.replace(part, blob)
 
 
 def _write_ref(repo_id: str, revision: str, commit: str) -> None:

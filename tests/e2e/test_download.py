@@ -305,3 +305,42 @@ def test_partial_files_of_a_killed_download_are_cleaned_up(
         r = _run(["model", "download", REPO], _env(tmp_path, url), timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     assert not stale.exists() and live.exists()  # a fresh one may be another process's
+
+
+def test_a_download_killed_midway_resumes_in_the_next_process(
+    tmp_path: Path, tiny_repo: HubRepo
+) -> None:
+    """The editor closed mid-download: the next start goes on from the bytes it has."""
+    import signal
+    import time
+
+    weights = len(tiny_repo.files["model.safetensors"])
+    blobs = tmp_path / "hf" / "hub" / "models--phi-lsp-test--tiny" / "blobs"
+    with serve(tiny_repo, chunk=64 * 1024, delay_s=0.1) as (url, hub):
+        env = _env(tmp_path, url)
+        p = subprocess.Popen(
+            [sys.executable, "-m", "phi_lsp", "model", "download", REPO],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 120
+        while True:  # kill it once a quarter of the weights is on disk
+            parts = list(blobs.glob("*.phi-lsp-part")) if blobs.exists() else []
+            if parts and parts[0].stat().st_size >= weights // 4:
+                break
+            assert p.poll() is None and time.monotonic() < deadline, "no partial file appeared"
+            time.sleep(0.05)
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        have = parts[0].stat().st_size
+        hub.requests.clear()
+        hub.delay_s = 0.0
+        r = _run(["model", "download", REPO], env, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    snapshot = Path(r.stdout.strip())
+    assert (snapshot / "model.safetensors").read_bytes() == tiny_repo.files["model.safetensors"]
+    ranges = [rng for (m, path, rng) in hub.requests if m == "GET" and "/_blobs/" in path]
+    assert ranges == [f"bytes={have}-"], hub.requests
+    assert not list(blobs.glob("*.phi-lsp-part"))
