@@ -134,16 +134,12 @@ def engine_bench(
         "new_tokens": cold.new_tokens,
         "typed_tokens": warm.prompt_tokens - cold.prompt_tokens,
         "reused_tokens": warm.reused_tokens,
-        "cold_ms": p50(cold_ms),
-        "warm_ms": p50(warm_ms),
-        "warm_over_cold": ratio(p50(warm_ms), p50(cold_ms)),
+        **_cold_vs_warm(cold_ms, warm_ms),
         "cold_p95_ms": p95(cold_ms),
         "warm_p95_ms": p95(warm_ms),
         "generate_p95_ms": p95(gen_ms) if gen_ms else None,
         # Prefix reuse by itself: the prompt part of warm vs cold (decode is the same work).
-        "cold_prefill_ms": p50(cold_prefill_ms),
-        "warm_prefill_ms": p50(warm_prefill_ms),
-        "warm_prefill_over_cold_prefill": ratio(p50(warm_prefill_ms), p50(cold_prefill_ms)),
+        **_cold_vs_warm(cold_prefill_ms, warm_prefill_ms, "_prefill"),
         "prefill_tok_s": p50(prefill_tok_s),
         "decode_tok_s": p50(decode_tok_s),
         "generate_ms": p50(gen_ms) if gen_ms else None,
@@ -157,6 +153,16 @@ def engine_bench(
     if hasattr(engine, "model") and out["decode_tok_s"]:
         out.update(_bound(engine, 1000 / out["decode_tok_s"], cold.prompt_tokens + new_tokens // 2))
     return out
+
+
+def _cold_vs_warm(cold: list[float], warm: list[float], part: str = "") -> dict[str, Any]:
+    """Medians of the cold and warm runs and their ratio (``part``: "" the whole
+    request, "_prefill" its prompt part)."""
+    return {
+        f"cold{part}_ms": p50(cold),
+        f"warm{part}_ms": p50(warm),
+        f"warm{part}_over_cold{part}": ratio(p50(warm), p50(cold)),
+    }
 
 
 def decode_bytes_per_token(model: Any, context: int) -> int:
