@@ -219,7 +219,7 @@ def test_complete_on_a_first_run_shows_the_download_on_stderr(
     assert rerun.returncode == 0 and not _percents(rerun.stderr), rerun.stderr
 
 
-def test_a_superseded_download_stops_and_leaves_no_partial_file(
+def test_a_superseded_download_stops_and_keeps_its_bytes_for_later(
     tmp_path: Path, tiny_repo: HubRepo
 ) -> None:
     code = (
@@ -227,7 +227,7 @@ def test_a_superseded_download_stops_and_leaves_no_partial_file(
         "from model_runtime.download import download, ModelUnavailable\n"
         "from model_runtime.progress import Stop\n"
         "def fn(p):\n"
-        "    if (p.percent or 0) >= 20:\n"
+        "    if (p.percent or 0) >= 40:\n"
         "        raise Stop()\n"
         "try:\n    download(sys.argv[1], progress=fn)\n"
         "except ModelUnavailable as e:\n    print(e.reason)\n"
@@ -244,6 +244,9 @@ def test_a_superseded_download_stops_and_leaves_no_partial_file(
     assert p.stdout.strip() == "cancelled", p.stderr[-2000:]
     files = [f.name for f in (tmp_path / "hf").rglob("*") if f.is_file()]
     assert "model.safetensors" not in files and not [f for f in files if "incomplete" in f]
+    # What came is kept (the next download resumes there), and is only a part.
+    (part,) = [f for f in (tmp_path / "hf").rglob("*.phi-lsp-part")]
+    assert 0 < part.stat().st_size < len(tiny_repo.files["model.safetensors"])
 
 
 def test_model_download_on_a_terminal_draws_a_bar(tmp_path: Path, tiny_repo: HubRepo) -> None:
