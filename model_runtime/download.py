@@ -6,8 +6,9 @@ tokenizer files, the weights in one format: safetensors when the repo has them) 
 (``HF_HOME`` / ``HF_HUB_CACHE``), from ``HF_ENDPOINT``, with ``HF_TOKEN`` and the
 usual proxy variables: all of that is huggingface_hub's own handling. Files already
 cached are skipped, so a second call costs one metadata request. A connection dropped
-mid-file is resumed by huggingface_hub with a ``Range`` request (it retries up to 5
-times while bytes keep coming).
+mid-file is resumed with a ``Range`` request (huggingface_hub retries up to 5 times
+while bytes keep coming); the weights (LFS files) also resume across processes, from a
+partial file kept beside their blob (``_fetch_blob``).
 
 Progress: bytes done / total over all missing files, as ``Progress("download", ...)``
 events at each whole percent. Failures: ``ModelUnavailable``, whose ``short`` is one
