@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from phi_lsp.verify import isolation, sandbox, verify_function
+from phi_lsp.verify import _process, isolation, sandbox, verify_function
 
 MODES = {
     "bwrap": {},
@@ -409,7 +409,7 @@ def test_sandbox_does_not_outlive_phi_lsp_verify(mode: str, tmp_path: Path) -> N
             time.sleep(0.05)
         assert _runners_of(mine) == [], "the sandbox outlived the verifier"
         # Not isolated, its temp dir was on the host: the next verifier removes it.
-        sandbox._swept = False
+        _process._swept = False
         verify_function(attack("return 'done'"), "f")
         assert not [p for p in verify_temp_dirs() if p.startswith(f"phi-verify-{cli.pid}-")]
     finally:
