@@ -32,7 +32,7 @@ _STR = r'"(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*"'
 _VALUE = rf"(?:{_STR}|-?\d{{1,19}}|true|false|null)"
 _FLAT = re.compile(rf"\{{\s*(?:{_STR}\s*:\s*{_VALUE}\s*(?:,\s*{_STR}\s*:\s*{_VALUE}\s*)*)?\}}")
 _PROC = ("own", "hidden", "host")
-_SCHEMAS: dict[str, dict[str, tuple]] = {
+_SCHEMAS: dict[str, dict[str, tuple[type, ...]]] = {
     "isolation": {
         "isolation": (bool,),
         "seccomp": (bool,),

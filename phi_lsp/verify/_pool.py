@@ -10,10 +10,14 @@ import concurrent.futures
 import contextlib
 import queue
 import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from phi_lsp.verify import isolation
 from phi_lsp.verify._channel import _drive, _Run
 from phi_lsp.verify._process import _READY_TIMEOUT_S, _Child
+
+_T = TypeVar("_T")
 
 
 class _Spawner:
@@ -22,12 +26,14 @@ class _Spawner:
     a runner started from a short-lived worker thread would die with that thread."""
 
     def __init__(self) -> None:
-        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[
+            tuple[concurrent.futures.Future[Any], Callable[..., Any], tuple[object, ...]]
+        ] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
-    def submit(self, fn, *args) -> concurrent.futures.Future:
-        fut: concurrent.futures.Future = concurrent.futures.Future()
+    def submit(self, fn: Callable[..., _T], *args: object) -> concurrent.futures.Future[_T]:
+        fut: concurrent.futures.Future[_T] = concurrent.futures.Future()
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
@@ -57,7 +63,7 @@ class _Pool:
     def __init__(self, size: int = 1) -> None:
         self.size = size
         self._spare: dict[str, _Child] = {}
-        self._pending: dict[str, concurrent.futures.Future] = {}
+        self._pending: dict[str, concurrent.futures.Future[None]] = {}
         self._lock = threading.Lock()
 
     def _take(self, python: str, readable: tuple[str, ...], tmp_mb: int) -> _Child:

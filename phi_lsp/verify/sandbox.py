@@ -53,6 +53,7 @@ from phi_lsp.verify._channel import LINE_CAP, TOTAL_CAP, ProtocolError, _Run, _S
 from phi_lsp.verify._pool import _Pool
 from phi_lsp.verify._process import _READY_TIMEOUT_S, RUNNER, _Child
 from phi_lsp.verify.examples import Check
+from phi_lsp.verify.project import Project
 
 # Names other modules and the tests reach through ``sandbox``.
 __all__ = [
@@ -138,7 +139,7 @@ def run_checks(
     path: str | None = None,
     cancel: threading.Event | None = None,
     limits: Limits | None = None,
-    project: Any = None,
+    project: Project | None = None,
     python: str | None = None,
 ) -> VerifyResult:
     """Run ``checks`` against ``module_source`` (a whole module) in a fresh sandbox.
@@ -171,7 +172,7 @@ def _run_checks(
     path: str | None,
     cancel: threading.Event | None,
     limits: Limits,
-    project: Any,
+    project: Project | None,
     python: str,
     t0: float,
 ) -> VerifyResult:
