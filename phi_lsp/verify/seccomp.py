@@ -36,6 +36,17 @@ _AF_INET, _AF_INET6 = 2, 10
 _PR_SET_PDEATHSIG = 1
 _X32_BIT = 0x40000000
 
+# Calls added since Linux 5.1 have one number on every architecture.
+_UNIFIED = {
+    "io_uring_setup": 425,
+    "io_uring_enter": 426,
+    "io_uring_register": 427,
+    "open_tree": 428,
+    "move_mount": 429,
+    "fsopen": 430,
+    "fsmount": 432,
+}
+
 # (audit arch, syscall numbers by name); names absent on an arch are left out.
 _ARCHES = {
     "x86_64": (
@@ -71,13 +82,7 @@ _ARCHES = {
             "init_module": 175,
             "finit_module": 313,
             "delete_module": 176,
-            "io_uring_setup": 425,
-            "io_uring_enter": 426,
-            "io_uring_register": 427,
-            "open_tree": 428,
-            "move_mount": 429,
-            "fsopen": 430,
-            "fsmount": 432,
+            **_UNIFIED,
         },
     ),
     "aarch64": (
@@ -111,13 +116,7 @@ _ARCHES = {
             "init_module": 105,
             "finit_module": 273,
             "delete_module": 106,
-            "io_uring_setup": 425,
-            "io_uring_enter": 426,
-            "io_uring_register": 427,
-            "open_tree": 428,
-            "move_mount": 429,
-            "fsopen": 430,
-            "fsmount": 432,
+            **_UNIFIED,
         },
     ),
 }
