@@ -24,11 +24,13 @@ from model_runtime.types import GenerationRequest, ModelLoadError
 SETUP_HINT = "bash scripts/setup-llama.sh  (builds llama-cpp-python[server], ~7 min on 2 cores)"
 
 
-def probe(url: str, *, remote_model: str = "", api_key_env: str = "") -> dict[str, Any]:
+def probe(
+    url: str, *, remote_model: str = "", api_key_env: str = "", ca_bundle: str = ""
+) -> dict[str, Any]:
     """Check an OpenAI-compatible server and describe it. Raises ModelLoadError."""
     from model_runtime.backends.openai import OpenAIEngine
 
-    eng = OpenAIEngine(url, remote_model=remote_model, api_key_env=api_key_env)
+    eng = OpenAIEngine(url, remote_model=remote_model, api_key_env=api_key_env, ca_bundle=ca_bundle)
     try:
         t0 = time.perf_counter()
         gen = eng.generate(GenerationRequest(prompt="def f():", max_new_tokens=1))

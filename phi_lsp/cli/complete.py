@@ -99,6 +99,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         "candidates": args.candidates,
         "remoteModel": args.remote_model,
         "apiKeyEnv": args.api_key_env,
+        "caBundle": getattr(args, "ca_bundle", None),
         "pythonPath": getattr(args, "python", None),
     }
     if args.verify:

@@ -30,3 +30,9 @@ def add_remote_flags(p: argparse.ArgumentParser) -> None:
         metavar="VAR",
         help="environment variable holding the openai:URL server's API key",
     )
+    p.add_argument(
+        "--ca-bundle",
+        default=None,
+        metavar="PEM",
+        help="CA certificate(s) to trust for an openai:https:// server behind a TLS proxy",
+    )

@@ -61,6 +61,7 @@ def _info(args: argparse.Namespace) -> int:
                     facts["source"],
                     remote_model=args.remote_model or "",
                     api_key_env=args.api_key_env or "",
+                    ca_bundle=getattr(args, "ca_bundle", None) or "",
                 )
             )
     except ModelLoadError as e:

@@ -26,7 +26,9 @@ log = logging.getLogger("phi_lsp.server")
 def serve(args: argparse.Namespace) -> int:
     """Entry point of ``phi-lsp [serve] [--stdio | --tcp --host H --port N]``."""
     overrides: dict[str, object] = {}
-    for key in ("model", "device", "log_level"):
+    # The flags win over the editor's settings (--remote-model, --api-key-env and
+    # --ca-bundle were accepted by `serve` but not applied before).
+    for key in ("model", "device", "log_level", "remote_model", "api_key_env", "ca_bundle"):
         value = getattr(args, key, None)
         if value:
             overrides[key] = value

@@ -102,3 +102,24 @@ def test_a_bad_ca_bundle_is_a_clear_load_error(tmp_path: Path, what: str) -> Non
         path.write_text("this is not a certificate\n")
     with pytest.raises(ModelLoadError, match=r"caBundle .*ca\.pem: (no such|not a readable PEM)"):
         OpenAIEngine("https://127.0.0.1:9/v1", ca_bundle=str(path))
+
+
+def test_the_cli_takes_ca_bundle(tls_server: _Server, pki: Path) -> None:
+    import json
+    import os
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if k not in ("SSL_CERT_FILE", "SSL_CERT_DIR")}
+    args = [sys.executable, "-m", "phi_lsp", "model", "info", f"openai:{_url(tls_server)}"]
+    bad = subprocess.run([*args, "--json"], cwd=root, env=env, capture_output=True, text=True)
+    assert bad.returncode == 1 and "caBundle" in json.loads(bad.stdout)["error"]
+    ok = subprocess.run(
+        [*args, "--json", "--ca-bundle", str(pki / "ca.pem")],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["model"] == "phi-1"
