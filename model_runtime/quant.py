@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import warnings
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,14 @@ def import_torchao() -> Any:
     loggers = [logging.getLogger(n) for n in ("torchao", "torch.utils._pytree")]
     levels = [lg.level for lg in loggers]
     try:
-        with contextlib.redirect_stderr(sink), contextlib.redirect_stdout(sink):
+        with (
+            contextlib.redirect_stderr(sink),
+            contextlib.redirect_stdout(sink),
+            warnings.catch_warnings(),
+        ):
+            # torchao's modules use torch.jit.script_method (deprecated in torch): its
+            # import-time DeprecationWarnings are not about our calls.
+            warnings.simplefilter("ignore", DeprecationWarning)
             for lg in loggers:
                 lg.setLevel(logging.ERROR)
             try:
