@@ -166,6 +166,7 @@ class ModelStatus:
     percent: float | None = None  # "downloading" only
     warning: str = ""  # shown once to the user (e.g. running on the CPU)
     generation: int = 0  # which (re)load this is about
+    dtype: str = ""  # "ready" only: the weights' variant (float32, int8, int4, ...)
 
     def to_wire(self) -> dict[str, str | float]:
         wire: dict[str, str | float] = {
@@ -176,6 +177,8 @@ class ModelStatus:
         }
         if self.percent is not None:
             wire["percent"] = self.percent
+        if self.dtype:
+            wire["dtype"] = self.dtype
         return wire
 
 
@@ -349,7 +352,12 @@ class ModelManager:
             log.warning("%s", warning)
         log.info("model %s ready on %s", settings.model, info.device)
         self._report(
-            gen, "ready", f"{settings.model} on {info.device}", device=info.device, warning=warning
+            gen,
+            "ready",
+            f"{settings.model} on {info.device} ({info.dtype})",
+            device=info.device,
+            warning=warning,
+            dtype=info.dtype,
         )
 
     def _failed(self, gen: int, spec: str, error: BaseException) -> None:
@@ -371,6 +379,7 @@ class ModelManager:
         percent: float | None = None,
         device: str = "",
         warning: str = "",
+        dtype: str = "",
     ) -> None:
         with self._lock:
             if gen != self._generation:
@@ -383,6 +392,7 @@ class ModelManager:
                 percent,
                 warning,
                 gen,
+                dtype,
             )
             if status == self.status:
                 return  # e.g. "loading" from the loader after the manager said so

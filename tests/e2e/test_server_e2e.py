@@ -606,5 +606,7 @@ async def test_completes_with_the_tiny_model(tmp_path: Path, tiny_dir: Path) -> 
         assert items[0].range.start == ADD_CURSOR
         if not _has_cuda():
             assert status["device"] == "cpu"
+            # The weights' variant shows with the state (tiny stays float32 under auto).
+            assert status["dtype"] == "float32" and "float32" in status["message"]
             gpu_warnings = [m for m in s.messages(types.MessageType.Warning) if "CUDA" in m]
             assert len(gpu_warnings) == 1, s.messages()
