@@ -21,7 +21,13 @@ from typing import TYPE_CHECKING
 from lsprotocol import types
 from pygls.uris import to_fs_path
 
+import phi_lsp.verify  # noqa: F401 - see below
 from phi_lsp.settings import Settings
+
+# phi_lsp.verify is imported here, on the main thread while the server is built, not first
+# from the executor: its package __init__ and its submodules import each other, and two
+# threads importing them for the first time at once can see a partially initialised module
+# (ImportError: cannot import name 'Limits' from partially initialized module ...).
 
 if TYPE_CHECKING:
     from phi_lsp.server.app import PhiLanguageServer
